@@ -8,6 +8,7 @@
 
 pub mod dtype;
 pub mod error;
+pub mod flops;
 pub mod graph;
 pub mod op;
 pub mod tensor;

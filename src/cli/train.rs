@@ -1,0 +1,161 @@
+//! `tessera train MODEL [--weights W] --steps N --batch-size B --grad-accum K --lr LR
+//! --warmup-ratio R --weight-decay WD [--data FILE] [--save DIR] [--log FILE]`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use tessera::data::{DataSource, SyntheticShape};
+use tessera::train::{TrainConfig, Trainer};
+use tessera::{feeds, model};
+use tessera_lxmert::BuildOptions;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A preset, a config.json, or a Hugging Face model directory.
+    model: String,
+    /// Initial weights (default: the model directory's, else seeded random initialisation).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Samples per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Micro-batches per optimizer step (gradients averaged).
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Fraction of steps with linear warmup.
+    #[arg(long, default_value_t = 0.1)]
+    warmup_ratio: f64,
+    /// Decoupled weight decay (not on biases and LayerNorm weights).
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
+    /// Training samples (safetensors with the `run --train` input tensors); default: synthetic VQA.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seed of the synthetic data and of the random initialisation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Question length of synthetic samples.
+    #[arg(long, default_value_t = 12)]
+    seq_len: usize,
+    /// Objects per synthetic sample.
+    #[arg(long, default_value_t = 10)]
+    num_objects: usize,
+    /// Write a Hugging Face model directory (config.json + model.safetensors) at the end.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Write one JSON line per step (step, loss, lr, loss_scale, samples_per_second).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let spec = model::resolve(&a.model)?;
+    let config = spec
+        .lxmert_config()
+        .context("`train` needs an LXMERT model (preset, config.json or model directory)")?
+        .clone();
+    let cfg = TrainConfig {
+        steps: a.steps,
+        grad_accum: a.grad_accum,
+        lr: a.lr,
+        warmup_ratio: a.warmup_ratio,
+        weight_decay: a.weight_decay,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        max_grad_norm: a.max_grad_norm,
+    };
+    cfg.validate()?;
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
+    let data_name = a.data.as_ref().map(|p| p.display().to_string());
+    let mut source = match &a.data {
+        Some(p) => DataSource::from_tensors(tessera_ir::io::load_safetensors(p)?, &p.display().to_string())?,
+        None => DataSource::synthetic(
+            &config,
+            SyntheticShape {
+                seq_len: a.seq_len,
+                num_objects: a.num_objects,
+            },
+            a.seed,
+        ),
+    };
+    let data_path = a.data.clone().unwrap_or_else(|| PathBuf::from("<synthetic>"));
+    let mut next = move || -> Result<feeds::LxmertFeeds> {
+        let batch = source.next_batch(a.batch_size)?;
+        feeds::lxmert_feeds(batch, &config, &data_path, true)
+    };
+    let first = next()?;
+    let labels = first.labels.clone().context("no labels")?;
+    let opts = BuildOptions {
+        visual_attention_mask: first.visual_attention_mask,
+        ..Default::default()
+    };
+    let forward = spec.graph(&first.shapes, &opts)?;
+    let params = spec.weights(a.weights.as_deref(), a.seed)?;
+    let mut trainer = Trainer::new(&forward, &labels.ty(), params, cfg)?;
+    let mut log = match &a.log {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(a.steps as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    eprintln!(
+        "training {} on {} ({} samples/micro-batch × {} micro-batches/step)",
+        a.model,
+        data_name.as_deref().unwrap_or("synthetic VQA data"),
+        a.batch_size,
+        a.grad_accum
+    );
+    let mut pending = Some(first);
+    for _ in 0..a.steps {
+        let s = trainer.step(|| {
+            let f = match pending.take() {
+                Some(f) => f,
+                None => next()?,
+            };
+            let mut inputs = f.inputs;
+            inputs.insert("labels".into(), f.labels.context("batch without labels")?);
+            Ok(inputs)
+        })?;
+        bar.set_message(format!("loss {:.4}  lr {:.2e}  {:.1} samples/s", s.loss, s.lr, s.samples_per_second));
+        bar.inc(1);
+        if let Some(w) = log.as_mut() {
+            writeln!(w, "{}", serde_json::to_string(&s)?)?;
+        }
+        if a.quiet {
+            eprintln!("step {:>5}  loss {:.6}  lr {:.3e}", s.step, s.loss, s.lr);
+        }
+    }
+    bar.finish();
+    if let Some(mut w) = log {
+        w.flush()?;
+    }
+    if let Some(dir) = &a.save {
+        let cfg = spec.lxmert_config().context("no config")?;
+        let weights = trainer.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        tessera_lxmert::save_hf_dir(dir, cfg, &weights)?;
+        eprintln!("saved {}", dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! The Tessera driver: everything the `tessera` command line does, as a library.
+//!
+//! It resolves the MODEL a user names (a preset, a Hugging Face `config.json` or model
+//! directory, or a text-IR file), instantiates the graph for concrete input shapes, prepares
+//! the input feeds with transformers' defaults, and chains the stages (builder → passes →
+//! evaluator) into the commands of the CLI. Reports are produced here too, so that tests can
+//! check them without going through a process.
+
+pub mod data;
+pub mod feeds;
+pub mod model;
+pub mod summary;
+pub mod train;

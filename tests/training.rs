@@ -1,0 +1,182 @@
+//! End-to-end tests of training against Hugging Face transformers: losses and gradients of
+//! `tessera run --train`, one AdamW step of the optimizer graph, and learning on synthetic data.
+
+mod common;
+use common::*;
+use std::collections::{BTreeMap, HashMap};
+use tessera_ir::Tensor;
+
+fn meta() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(tiny_file("meta.json")).unwrap()).unwrap()
+}
+
+fn run_train(inputs: &str) -> BTreeMap<String, Tensor> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grads.safetensors");
+    tessera_ok(&[
+        "run",
+        tiny().to_str().unwrap(),
+        "--train",
+        "--inputs",
+        tiny_file(inputs).to_str().unwrap(),
+        "--outputs",
+        out.to_str().unwrap(),
+    ]);
+    load(&out)
+}
+
+fn check_grads(got: &BTreeMap<String, Tensor>, grads_file: &str, without_grad_key: &str) {
+    let want = load(&tiny_file(grads_file));
+    let m = meta();
+    let without: Vec<&str> = m[without_grad_key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(without.len(), 16);
+    for name in &without {
+        assert!(!got.contains_key(&format!("grad.{name}")), "{name} should get no gradient");
+    }
+    let mut checked = 0;
+    for (name, expected) in &want {
+        if without.contains(&name.as_str()) {
+            continue;
+        }
+        let g = got
+            .get(&format!("grad.{name}"))
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        if name.contains(".key.bias") {
+            // Exactly zero in exact arithmetic (softmax is shift-invariant).
+            let e = abs_err(g, expected);
+            assert!(e < 1e-6, "{name}: abs error {e:e}");
+        } else {
+            let e = rel_err(g, expected);
+            assert!(e < 1e-4, "{name}: relative error {e:e}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked + 16, want.len());
+    assert_eq!(got.len(), checked + 1, "outputs: loss + one gradient per trained parameter");
+}
+
+#[test]
+fn soft_label_bce_loss_and_gradients_match_transformers() {
+    let got = run_train("train_soft.safetensors");
+    let loss = got["loss"].to_f64_vec()[0];
+    let want = meta()["losses"]["loss_bce_mean"].as_f64().unwrap();
+    assert!(((loss - want) / want).abs() < 1e-5, "loss {loss} vs {want}");
+    check_grads(&got, "grads.safetensors", "params_without_grad");
+}
+
+#[test]
+fn hard_label_cross_entropy_and_gradients_match_transformers() {
+    let got = run_train("train_hard.safetensors");
+    let loss = got["loss"].to_f64_vec()[0];
+    let want = meta()["losses"]["loss_ce_hf"].as_f64().unwrap();
+    assert!(((loss - want) / want).abs() < 1e-5, "loss {loss} vs {want}");
+    check_grads(&got, "grads_ce.safetensors", "params_without_grad_ce");
+}
+
+#[test]
+fn one_adamw_step_matches_transformers_trainer() {
+    use tessera_passes::optim::{build_optimizer_graph, AdamWConfig, OptimParam};
+    let params = load(&tiny_file("model.safetensors"));
+    let grads = load(&tiny_file("grads.safetensors"));
+    let after = load(&tiny_file("params_after_adamw_trainer.safetensors"));
+    let m = meta();
+    let without: Vec<String> = m["params_without_grad"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let trained: Vec<OptimParam> = params
+        .iter()
+        .filter(|(k, _)| !without.contains(k))
+        .map(|(k, t)| OptimParam {
+            name: k.clone(),
+            ty: t.ty(),
+            weight_decay: !tessera::train::lxmert_no_decay(k),
+        })
+        .collect();
+    let cfg = AdamWConfig {
+        lr: 5e-5,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+        warmup_steps: 0,
+        total_steps: 1,
+        grad_accum: 1,
+        max_grad_norm: None,
+    };
+    let graph = build_optimizer_graph(&trained, &cfg).unwrap();
+    let mut feeds: HashMap<String, Tensor> = HashMap::new();
+    feeds.insert("step".into(), Tensor::scalar_f32(0.0));
+    feeds.insert("loss_scale".into(), Tensor::scalar_f32(1.0));
+    for p in &trained {
+        feeds.insert(format!("grad_sum.{}", p.name), grads[&p.name].clone());
+        feeds.insert(format!("adam_m.{}", p.name), Tensor::zeros(&p.ty));
+        feeds.insert(format!("adam_v.{}", p.name), Tensor::zeros(&p.ty));
+    }
+    let weights: HashMap<String, Tensor> = params.clone().into_iter().collect();
+    let out = tessera_ir::eval::evaluate(&graph, &feeds, &weights).unwrap();
+    for p in &trained {
+        let got = &out[&format!("param.{}", p.name)];
+        let want = &after[&p.name];
+        // The step is lr·sign-like; compare against the step size, not the weights' scale.
+        let e = abs_err(got, want);
+        assert!(e < 5e-7, "{}: abs error {e:e} (the step is 5e-5)", p.name);
+    }
+    // Parameters without a gradient are untouched by torch; they are not in the graph at all.
+    for name in &without {
+        assert_eq!(&params[name], &after[name]);
+    }
+}
+
+#[test]
+fn training_on_synthetic_vqa_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    let save = dir.path().join("saved");
+    tessera_ok(&[
+        "train", "lxmert-tiny", "--steps", "80", "--batch-size", "8", "--lr", "2e-3",
+        "--warmup-ratio", "0.1", "--quiet", "--log", log.to_str().unwrap(), "--save", save.to_str().unwrap(),
+    ]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 80);
+    for key in ["step", "loss", "lr", "loss_scale", "samples_per_second"] {
+        assert!(lines[0].get(key).is_some(), "log line lacks {key}");
+    }
+    let mean = |r: &[serde_json::Value]| r.iter().map(|l| l["loss"].as_f64().unwrap()).sum::<f64>() / r.len() as f64;
+    let (first, last) = (mean(&lines[..10]), mean(&lines[70..]));
+    assert!(last < 0.5 * first, "loss did not halve: first {first}, last {last}");
+    // The saved directory is a model tessera can run.
+    assert!(save.join("config.json").is_file() && save.join("model.safetensors").is_file());
+    tessera_ok(&["inspect", save.to_str().unwrap(), "--json"]);
+}
+
+#[test]
+fn training_rejects_bad_arguments() {
+    let err = tessera_err(&["train", "lxmert-tiny", "--steps", "1", "--grad-accum", "0"]);
+    assert!(err.contains("--grad-accum"), "{err}");
+    let err = tessera_err(&["train", "lxmert-tiny", "--steps", "1", "--lr=-1"]);
+    assert!(err.contains("--lr"), "{err}");
+    // Labels of the wrong shape.
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs = load(&tiny_file("train_soft.safetensors"));
+    inputs.insert("labels".into(), Tensor::from_f32(vec![2, 3], vec![0.0; 6]).unwrap());
+    let p = dir.path().join("bad_labels.safetensors");
+    tessera_ir::io::save_safetensors(&p, &inputs).unwrap();
+    let out = dir.path().join("o.safetensors");
+    let err = tessera_err(&["run", tiny().to_str().unwrap(), "--train", "--inputs", p.to_str().unwrap(), "--outputs", out.to_str().unwrap()]);
+    assert!(err.contains("labels"), "{err}");
+    // Training without labels.
+    let err = tessera_err(&["run", tiny().to_str().unwrap(), "--train", "--inputs", tiny_file("inputs.safetensors").to_str().unwrap(), "--outputs", out.to_str().unwrap()]);
+    assert!(err.contains("labels"), "{err}");
+}
