@@ -302,17 +302,15 @@ fn bad_shapes_are_rejected() {
 }
 
 #[test]
-fn base_builds_quickly_for_full_length() {
+fn base_builds_for_full_length() {
     let cfg = LxmertConfig::preset("lxmert-base").unwrap();
     let shapes = Shapes {
         batch: 1,
         seq_len: 512,
         num_objects: 36,
     };
-    let t0 = std::time::Instant::now();
+    // Build speed is measured by the compile benchmark, not asserted here.
     let g = build(&cfg, &shapes, &all_opts()).unwrap();
-    let elapsed = t0.elapsed();
-    assert!(elapsed.as_secs_f64() < 1.0, "took {elapsed:?}");
     verify(&g).unwrap();
     assert_eq!(g.params().len(), param_specs(&cfg).len());
     let qa = g.output("question_answering_score").unwrap();
