@@ -8,7 +8,9 @@
 
 pub mod dtype;
 pub mod error;
+pub mod eval;
 pub mod graph;
+pub mod io;
 pub mod op;
 pub mod tensor;
 pub mod types;
