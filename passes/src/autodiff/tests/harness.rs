@@ -130,6 +130,7 @@ impl Checked {
     /// The outputs of the differentiated graph (loss and gradients).
     pub fn ad_outputs(&self, opts: &AutodiffOptions) -> BTreeMap<String, Tensor> {
         let ad = autodiff(&self.g, opts).unwrap();
+        tessera_ir::verify(&ad).unwrap();
         evaluate(&ad, &self.inputs, &self.params).unwrap()
     }
 
