@@ -6,11 +6,13 @@
 //! ([`dot`]), dense [`Tensor`]s with safetensors I/O ([`io`]), and the reference evaluator
 //! ([`eval`]) that every pass and the tile runtime are checked against.
 
+pub mod dot;
 pub mod dtype;
 pub mod error;
 pub mod graph;
 pub mod op;
 pub mod tensor;
+pub mod text;
 pub mod types;
 pub mod verify;
 
