@@ -1,0 +1,199 @@
+//! The AdamW step graph.
+//!
+//! Inputs: `step` (f32 scalar, the 0-based optimizer step as transformers' scheduler
+//! counts), `loss_scale` (f32 scalar, 1 without loss scaling), and per parameter
+//! `grad_sum.<name>` (the sum of the K micro-batch gradients, each scaled by `loss_scale`),
+//! `adam_m.<name>`, `adam_v.<name>`; the weights are [`Op::Param`]s with their own names.
+//! Outputs: `param.<name>`, `adam_m.<name>`, `adam_v.<name>` per parameter, then `lr` and
+//! `grad_norm` (of the unscaled mean gradient, before clipping, as `clip_grad_norm_`
+//! returns it).
+//!
+//! Computation, in f32 (state and weights of another float type are cast in and out):
+//! `g = grad_sum / (K·loss_scale)`; optionally `g ← g·min(1, max_norm/(‖g‖ + 1e-6))` over
+//! the global norm; `lr_t` from the linear warmup schedule; with `t = step + 1`, torch's
+//! AdamW: `p ← p·(1 − lr_t·wd)` (decay group only), `m ← β1 m + (1−β1) g`,
+//! `v ← β2 v + (1−β2) g²`, `p ← p − (lr_t/(1−β1^t)) · m / (√v/√(1−β2^t) + eps)` — the
+//! operation order of torch's single-tensor implementation. Shared nodes are scoped
+//! `optimizer`, per-parameter nodes `optimizer.<name>`.
+
+use super::schedule::emit_linear_with_warmup;
+use super::{AdamWConfig, OptimError, OptimParam};
+use crate::emit::Emitter;
+use tessera_ir::{BinaryOp, DType, Graph, NodeId, TensorType, UnaryOp};
+
+/// The scope of the optimizer's shared nodes.
+pub const SCOPE: &str = "optimizer";
+
+/// Builds the graph of one AdamW step over `params`; see the module documentation.
+pub fn build_optimizer_graph(
+    params: &[OptimParam],
+    cfg: &AdamWConfig,
+) -> Result<Graph, OptimError> {
+    cfg.validate()?;
+    let mut g = Graph::new(SCOPE);
+    let f32_scalar = TensorType::scalar(DType::F32);
+    let step = g.input("step", f32_scalar.clone())?;
+    let loss_scale = g.input("loss_scale", f32_scalar)?;
+    let mut slots = Vec::with_capacity(params.len());
+    for p in params {
+        if !p.ty.dtype.is_float() {
+            return Err(OptimError::NotFloat {
+                name: p.name.clone(),
+                ty: p.ty.clone(),
+            });
+        }
+        slots.push(Slot {
+            weight: g.param(&p.name, p.ty.clone())?,
+            grad: g.input(&format!("grad_sum.{}", p.name), p.ty.clone())?,
+            m: g.input(&format!("adam_m.{}", p.name), p.ty.clone())?,
+            v: g.input(&format!("adam_v.{}", p.name), p.ty.clone())?,
+        });
+    }
+
+    let mut e = Emitter::new(&mut g, SCOPE);
+    let shared = Shared::emit(&mut e, step, loss_scale, cfg)?;
+
+    // Unscaled mean gradients and the global norm.
+    let mut grads = Vec::with_capacity(params.len());
+    let mut sq_sum: Option<NodeId> = None;
+    for (p, s) in params.iter().zip(&slots) {
+        e.set_scope(param_scope(&p.name));
+        let g32 = e.cast(s.grad, DType::F32)?;
+        let grad = e.mul(g32, shared.unscale)?;
+        let sq = e.mul(grad, grad)?;
+        let sq = e.sum_all(sq)?;
+        e.set_scope(SCOPE);
+        sq_sum = Some(match sq_sum {
+            Some(acc) => e.add(acc, sq)?,
+            None => sq,
+        });
+        grads.push(grad);
+    }
+    e.set_scope(SCOPE);
+    let grad_norm = match sq_sum {
+        Some(s) => e.unary(UnaryOp::Sqrt, s)?,
+        None => e.scalar(0.0, DType::F32)?,
+    };
+    let clip = match cfg.max_grad_norm {
+        Some(max_norm) => {
+            let tiny = e.scalar(1e-6, DType::F32)?;
+            let denom = e.add(grad_norm, tiny)?;
+            let max_norm = e.scalar(max_norm, DType::F32)?;
+            let coef = e.div(max_norm, denom)?;
+            let one = e.scalar(1.0, DType::F32)?;
+            Some(e.binary(BinaryOp::Min, coef, one)?)
+        }
+        None => None,
+    };
+
+    let mut outputs = Vec::with_capacity(3 * params.len() + 2);
+    for ((p, s), grad) in params.iter().zip(&slots).zip(grads) {
+        e.set_scope(param_scope(&p.name));
+        let grad = match clip {
+            Some(c) => e.mul(grad, c)?,
+            None => grad,
+        };
+        let [weight, m, v] = update(&mut e, &shared, s, grad, p.weight_decay, cfg)?;
+        let dtype = p.ty.dtype;
+        outputs.push((format!("param.{}", p.name), e.cast(weight, dtype)?));
+        outputs.push((format!("adam_m.{}", p.name), e.cast(m, dtype)?));
+        outputs.push((format!("adam_v.{}", p.name), e.cast(v, dtype)?));
+    }
+    outputs.push(("lr".to_string(), shared.lr));
+    outputs.push(("grad_norm".to_string(), grad_norm));
+    for (name, node) in outputs {
+        g.set_output(&name, node)?;
+    }
+    Ok(g)
+}
+
+/// The graph nodes of one parameter's weight, gradient and state.
+struct Slot {
+    weight: NodeId,
+    grad: NodeId,
+    m: NodeId,
+    v: NodeId,
+}
+
+/// Scalars shared by every parameter's update.
+struct Shared {
+    /// `1 / (K · loss_scale)`.
+    unscale: NodeId,
+    /// The scheduled learning rate.
+    lr: NodeId,
+    /// `1 − lr_t · wd`.
+    decay: NodeId,
+    /// `lr_t / (1 − β1^t)`.
+    step_size: NodeId,
+    /// `√(1 − β2^t)`.
+    bc2_sqrt: NodeId,
+}
+
+impl Shared {
+    fn emit(
+        e: &mut Emitter,
+        step: NodeId,
+        loss_scale: NodeId,
+        cfg: &AdamWConfig,
+    ) -> Result<Self, OptimError> {
+        let dt = DType::F32;
+        let scaled_k = e.scale(loss_scale, cfg.grad_accum as f64)?;
+        let unscale = e.unary(UnaryOp::Recip, scaled_k)?;
+        let lr = emit_linear_with_warmup(e, step, cfg.lr, cfg.warmup_steps, cfg.total_steps)?;
+        let one = e.scalar(1.0, dt)?;
+        let lr_wd = e.scale(lr, cfg.weight_decay)?;
+        let decay = e.sub(one, lr_wd)?;
+        let t = e.add(step, one)?;
+        let beta1 = e.scalar(cfg.beta1, dt)?;
+        let beta1_t = e.binary(BinaryOp::Pow, beta1, t)?;
+        let bc1 = e.sub(one, beta1_t)?;
+        let step_size = e.div(lr, bc1)?;
+        let beta2 = e.scalar(cfg.beta2, dt)?;
+        let beta2_t = e.binary(BinaryOp::Pow, beta2, t)?;
+        let bc2 = e.sub(one, beta2_t)?;
+        let bc2_sqrt = e.unary(UnaryOp::Sqrt, bc2)?;
+        Ok(Shared {
+            unscale,
+            lr,
+            decay,
+            step_size,
+            bc2_sqrt,
+        })
+    }
+}
+
+/// torch's single-tensor AdamW update of one parameter; returns new weight, m and v (f32).
+fn update(
+    e: &mut Emitter,
+    sh: &Shared,
+    s: &Slot,
+    grad: NodeId,
+    weight_decay: bool,
+    cfg: &AdamWConfig,
+) -> Result<[NodeId; 3], OptimError> {
+    let mut w = e.cast(s.weight, DType::F32)?;
+    if weight_decay {
+        w = e.mul(w, sh.decay)?;
+    }
+    let m = e.cast(s.m, DType::F32)?;
+    let m_old = e.scale(m, cfg.beta1)?;
+    let m_new = e.scale(grad, 1.0 - cfg.beta1)?;
+    let m = e.add(m_old, m_new)?;
+    let v = e.cast(s.v, DType::F32)?;
+    let v_old = e.scale(v, cfg.beta2)?;
+    let g2 = e.mul(grad, grad)?;
+    let v_new = e.scale(g2, 1.0 - cfg.beta2)?;
+    let v = e.add(v_old, v_new)?;
+    let root = e.unary(UnaryOp::Sqrt, v)?;
+    let root = e.div(root, sh.bc2_sqrt)?;
+    let eps = e.scalar(cfg.eps, DType::F32)?;
+    let denom = e.add(root, eps)?;
+    let ratio = e.div(m, denom)?;
+    let delta = e.mul(ratio, sh.step_size)?;
+    let w = e.sub(w, delta)?;
+    Ok([w, m, v])
+}
+
+fn param_scope(name: &str) -> String {
+    format!("{SCOPE}.{name}")
+}
