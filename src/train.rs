@@ -151,8 +151,8 @@ impl Trainer {
             beta2: cfg.beta2,
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,
-            warmup_steps: cfg.warmup_steps(),
-            total_steps: cfg.steps,
+            warmup_steps: cfg.warmup_steps() as u64,
+            total_steps: cfg.steps as u64,
             grad_accum: cfg.grad_accum,
             max_grad_norm: cfg.max_grad_norm,
         };
