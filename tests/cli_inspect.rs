@@ -65,7 +65,7 @@ fn bad_models_are_clear_errors() {
     let bad = dir.path().join("config.json");
     std::fs::write(&bad, "{\"hidden_size\": 32,\n \"num_attention_heads\": }").unwrap();
     let err = tessera_err(&["inspect", bad.to_str().unwrap()]);
-    assert!(err.contains("config.json") && err.contains("line 2"), "{err}");
+    assert!(err.contains("config.json:2:"), "{err}");
 
     std::fs::write(&bad, "{\"hidden_size\": 30, \"num_attention_heads\": 4}").unwrap();
     let err = tessera_err(&["inspect", bad.to_str().unwrap()]);

@@ -45,18 +45,28 @@ fn tiny_forward_with_visual_mask_matches_transformers() {
 
 #[test]
 fn defaults_for_optional_inputs_are_transformers_defaults() {
-    // Dropping token_type_ids (all zeros in the fixture) must not change anything.
+    // Omitting attention_mask and token_type_ids must equal giving ones and zeros, as in
+    // transformers' LxmertModel.forward.
     let dir = tempfile::tempdir().unwrap();
-    let mut inputs = load(&tiny_file("inputs.safetensors"));
-    assert!(inputs["token_type_ids"].to_f64_vec().iter().all(|&x| x == 0.0));
-    inputs.remove("token_type_ids");
-    let path = dir.path().join("in.safetensors");
-    tessera_ir::io::save_safetensors(&path, &inputs).unwrap();
-    let out = dir.path().join("out.safetensors");
-    tessera_ok(&["run", tiny().to_str().unwrap(), "--inputs", path.to_str().unwrap(), "--outputs", out.to_str().unwrap()]);
-    let got = load(&out);
-    let want = load(&tiny_file("outputs.safetensors"));
-    assert!(rel_err(&got["question_answering_score"], &want["question_answering_score"]) < 1e-4);
+    let base = load(&tiny_file("inputs.safetensors"));
+    let mut explicit = base.clone();
+    explicit.insert("attention_mask".into(), Tensor::from_i64(vec![2, 7], vec![1; 14]).unwrap());
+    explicit.insert("token_type_ids".into(), Tensor::from_i64(vec![2, 7], vec![0; 14]).unwrap());
+    let mut omitted = base;
+    omitted.remove("attention_mask");
+    omitted.remove("token_type_ids");
+    let mut results = Vec::new();
+    for (tag, inputs) in [("explicit", explicit), ("omitted", omitted)] {
+        let path = dir.path().join(format!("{tag}.safetensors"));
+        tessera_ir::io::save_safetensors(&path, &inputs).unwrap();
+        let out = dir.path().join(format!("{tag}.out.safetensors"));
+        tessera_ok(&["run", tiny().to_str().unwrap(), "--inputs", path.to_str().unwrap(), "--outputs", out.to_str().unwrap()]);
+        results.push(load(&out));
+    }
+    assert_eq!(results[0], results[1]);
+    // And the defaults matter: the fixture's own mask and token types give other scores.
+    let fixture = run_tiny("inputs.safetensors");
+    assert_ne!(fixture["question_answering_score"], results[0]["question_answering_score"]);
 }
 
 fn expect_failure_without_output(args: &[&str], out: &std::path::Path, needle: &str) {

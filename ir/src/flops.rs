@@ -89,7 +89,7 @@ pub fn node_flops(graph: &Graph, id: NodeId) -> Flops {
         | Op::Param { .. }
         | Op::Full { .. }
         | Op::Iota { .. }
-        | Op::Gather
+        | Op::Gather { .. }
         | Op::OneHot { .. }
         | Op::Reshape { .. }
         | Op::Transpose { .. }

@@ -14,7 +14,7 @@
 
 use super::{Grads, RuleError, Site};
 use crate::emit::Emitter;
-use tessera_ir::{NodeId, Op};
+use tessera_ir::{CmpOp, DType, NodeId, Op, TensorType};
 
 /// Rule of `matmul`.
 pub(super) fn matmul(
@@ -85,8 +85,14 @@ fn folded_weight_grad(
     Ok(e.op(op, &[x, y])?)
 }
 
-/// Rule of `gather(table, indices)`: `dtable = scatter_add(indices, dy)`.
-pub(super) fn gather(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError> {
+/// Rule of `gather(table, indices)`: `dtable = scatter_add(indices, dy)`, with row
+/// `padding_idx` (if any) zeroed: `select(iota == padding_idx, 0, dtable)`, as PyTorch's
+/// `nn.Embedding(padding_idx=...)` never updates that row.
+pub(super) fn gather(
+    e: &mut Emitter,
+    s: &Site,
+    padding_idx: Option<usize>,
+) -> Result<Grads, RuleError> {
     if !s.wants(0) {
         return Ok(s.none());
     }
@@ -97,6 +103,15 @@ pub(super) fn gather(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError> {
         .copied()
         .ok_or_else(|| RuleError::Unsupported("gather table of rank 0".into()))?;
     let d = e.op(Op::ScatterAdd { rows }, &[s.x(1)?, s.dy])?;
+    let Some(p) = padding_idx else {
+        return Ok(vec![Some(d), None]);
+    };
+    let rows_ty = TensorType::new(DType::I64, vec![rows, 1]);
+    let row = e.op(Op::Iota { axis: 0, ty: rows_ty }, &[])?;
+    let pad = e.scalar(p as f64, DType::I64)?;
+    let is_pad = e.op(Op::Compare(CmpOp::Eq), &[row, pad])?;
+    let zero = e.scalar_like(0.0, d)?;
+    let d = e.op(Op::Select, &[is_pad, zero, d])?;
     Ok(vec![Some(d), None])
 }
 
@@ -105,6 +120,6 @@ pub(super) fn scatter_add(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError>
     if !s.wants(1) {
         return Ok(s.none());
     }
-    let d = e.op(Op::Gather, &[s.dy, s.x(0)?])?;
+    let d = e.op(Op::Gather { padding_idx: None }, &[s.dy, s.x(0)?])?;
     Ok(vec![None, Some(d)])
 }

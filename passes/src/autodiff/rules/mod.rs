@@ -118,7 +118,7 @@ pub(super) fn vjp(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError> {
             transpose_b,
             half_partials,
         } => linalg::matmul(e, s, *transpose_a, *transpose_b, *half_partials),
-        Op::Gather => linalg::gather(e, s),
+        Op::Gather { padding_idx } => linalg::gather(e, s, *padding_idx),
         Op::ScatterAdd { .. } => linalg::scatter_add(e, s),
         Op::Softmax => reduce::softmax(e, s),
         Op::LayerNorm { eps } => reduce::layer_norm(e, s, *eps),

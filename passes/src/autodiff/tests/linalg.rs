@@ -59,7 +59,7 @@ proptest! {
         let idx: Vec<i64> = (0..ni).map(|_| p.rng.gen_range(0..rows as i64)).collect();
         let idx = p.input("idx", Tensor::from_i64(idx_shape.clone(), idx).unwrap());
         let table = p.param("table", &[rows, d], -1.0, 1.0);
-        let gathered = p.add(Op::Gather, &[table, idx]);
+        let gathered = p.add(Op::Gather { padding_idx: None }, &[table, idx]);
         let mut upd_shape = idx_shape.clone();
         upd_shape.push(d);
         let upd = p.param("upd", &upd_shape, -1.0, 1.0);
