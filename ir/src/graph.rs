@@ -406,6 +406,27 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// The printed name of every node: a graph input is `%` + its feed name, every other
+    /// node `%k`, numbered 0, 1, ... in [`Graph::topo_order`]. The text printer, the verifier
+    /// and DOT export all use these names so that messages point at the printed IR.
+    pub fn value_names(&self) -> std::collections::HashMap<NodeId, String> {
+        let mut names = std::collections::HashMap::with_capacity(self.len());
+        let mut k = 0usize;
+        for id in self.topo_order() {
+            let name = match &self.g[id].op {
+                Op::Input { name, .. } => format!("%{name}"),
+                _ => {
+                    k += 1;
+                    format!("%{}", k - 1)
+                }
+            };
+            names.insert(id, name);
+        }
+        names
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,26 +471,5 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("enc.layer.0"), "{e}");
         assert!(g.input("x", TensorType::scalar(DType::F32)).is_err());
-    }
-}
-
-impl Graph {
-    /// The printed name of every node: a graph input is `%` + its feed name, every other
-    /// node `%k`, numbered 0, 1, ... in [`Graph::topo_order`]. The text printer, the verifier
-    /// and DOT export all use these names so that messages point at the printed IR.
-    pub fn value_names(&self) -> std::collections::HashMap<NodeId, String> {
-        let mut names = std::collections::HashMap::with_capacity(self.len());
-        let mut k = 0usize;
-        for id in self.topo_order() {
-            let name = match &self.g[id].op {
-                Op::Input { name, .. } => format!("%{name}"),
-                _ => {
-                    k += 1;
-                    format!("%{}", k - 1)
-                }
-            };
-            names.insert(id, name);
-        }
-        names
     }
 }

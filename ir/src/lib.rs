@@ -9,7 +9,9 @@
 pub mod dot;
 pub mod dtype;
 pub mod error;
+pub mod eval;
 pub mod graph;
+pub mod io;
 pub mod op;
 pub mod tensor;
 pub mod text;

@@ -542,7 +542,7 @@ impl Op {
                 expect_arity(self, operands, 3)?;
                 let (x, g, b) = (operands[0], operands[1], operands[2]);
                 expect_float("layer_norm input", x)?;
-                if !(*eps >= 0.0) {
+                if eps.is_nan() || *eps < 0.0 {
                     return err(format!("layer_norm eps must be >= 0, got {eps}"));
                 }
                 let h = *x

@@ -1,0 +1,223 @@
+//! Reductions (sum, mean, max over any axes), softmax and layer norm.
+//!
+//! Precision: sums, means and the softmax / layer-norm statistics accumulate in f64 for f32
+//! data and in f32 for f16 data ([`Acc`]), in row-major order, and each result element is
+//! rounded once to the result type. i64 sums are checked for overflow. Max propagates NaN.
+//! Softmax subtracts the row max, exponentiates and divides by the sum, all in the
+//! accumulator type. Layer norm uses the biased variance (two passes: mean, then mean of
+//! squared deviations) and computes `(x - mean) / sqrt(var + eps) * gamma + beta` per
+//! element in the accumulator type.
+
+use super::error::KernelError;
+use super::strided::{broadcast_strides, for_each_offset, strides};
+use super::values::{elems, floats, from_floats, make, with_acc, Acc};
+use crate::dtype::DType;
+use crate::op::ReduceKind;
+use crate::tensor::{Tensor, TensorData};
+
+/// The operand's shape with reduced axes set to 1 (the keep-dims result shape).
+fn kept_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect()
+}
+
+/// `(input offset, output offset)` pairs, visiting input elements in row-major order.
+fn reduce_pairs(
+    shape: &[usize],
+    axes: &[usize],
+    mut f: impl FnMut(usize, usize),
+) -> Result<(), KernelError> {
+    let kept = kept_shape(shape, axes);
+    let s_in = strides(shape);
+    let s_out = broadcast_strides(&kept, shape);
+    for_each_offset(shape, [&s_in, &s_out], |[i, o]| f(i, o))
+}
+
+fn sum_floats<A: Acc>(
+    x: &[f32],
+    shape: &[usize],
+    axes: &[usize],
+    out_len: usize,
+    mean: bool,
+) -> Result<Vec<f32>, KernelError> {
+    let mut acc = vec![A::ZERO; out_len];
+    reduce_pairs(shape, axes, |i, o| {
+        if let (Some(a), Some(&v)) = (acc.get_mut(o), x.get(i)) {
+            *a = *a + A::of(v);
+        }
+    })?;
+    let count: usize = axes.iter().filter_map(|&a| shape.get(a)).product();
+    Ok(acc
+        .into_iter()
+        .map(|s| {
+            if mean {
+                (s / A::of_count(count)).to_f32()
+            } else {
+                s.to_f32()
+            }
+        })
+        .collect())
+}
+
+fn max_floats(
+    x: &[f32],
+    shape: &[usize],
+    axes: &[usize],
+    out_len: usize,
+) -> Result<Vec<f32>, KernelError> {
+    let mut acc = vec![f32::NEG_INFINITY; out_len];
+    reduce_pairs(shape, axes, |i, o| {
+        if let (Some(a), Some(&v)) = (acc.get_mut(o), x.get(i)) {
+            if v.is_nan() || a.is_nan() {
+                *a = f32::NAN;
+            } else if v > *a {
+                *a = v;
+            }
+        }
+    })?;
+    Ok(acc)
+}
+
+fn reduce_i64(
+    x: &[i64],
+    shape: &[usize],
+    axes: &[usize],
+    out_len: usize,
+    kind: ReduceKind,
+) -> Result<Vec<i64>, KernelError> {
+    let init = if kind == ReduceKind::Max { i64::MIN } else { 0 };
+    let mut acc = vec![init; out_len];
+    let mut overflow = None;
+    reduce_pairs(shape, axes, |i, o| {
+        if let (Some(a), Some(&v)) = (acc.get_mut(o), x.get(i)) {
+            match kind {
+                ReduceKind::Max => *a = (*a).max(v),
+                _ => match a.checked_add(v) {
+                    Some(s) => *a = s,
+                    None => overflow = Some((*a, v)),
+                },
+            }
+        }
+    })?;
+    match overflow {
+        Some((lhs, rhs)) => Err(KernelError::IntegerOverflow {
+            op: kind.name(),
+            lhs,
+            rhs,
+        }),
+        None => Ok(acc),
+    }
+}
+
+/// A reduction over `axes` with result shape `out`.
+pub(crate) fn reduce(
+    x: &Tensor,
+    kind: ReduceKind,
+    axes: &[usize],
+    out: &[usize],
+) -> Result<Tensor, KernelError> {
+    let out_len: usize = out.iter().product();
+    let shape = x.shape();
+    let reduced: usize = axes.iter().filter_map(|&a| shape.get(a)).product();
+    if kind == ReduceKind::Max && reduced == 0 && out_len > 0 {
+        return Err(KernelError::EmptyReduction {
+            axes: axes.to_vec(),
+            shape: shape.to_vec(),
+        });
+    }
+    match x.dtype() {
+        DType::I64 => {
+            let v = reduce_i64(elems::<i64>(x)?, shape, axes, out_len, kind)?;
+            make(out, TensorData::I64(v))
+        }
+        dtype => {
+            let f = floats(x)?;
+            let v = match kind {
+                ReduceKind::Max => max_floats(&f, shape, axes, out_len)?,
+                ReduceKind::Sum => with_acc!(dtype, sum_floats(&f, shape, axes, out_len, false))?,
+                ReduceKind::Mean => with_acc!(dtype, sum_floats(&f, shape, axes, out_len, true))?,
+            };
+            from_floats(out, dtype, v)
+        }
+    }
+}
+
+fn softmax_rows<A: Acc>(x: &[f32], h: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    let mut e = Vec::with_capacity(h);
+    for row in x.chunks_exact(h) {
+        let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| {
+            if v.is_nan() || m.is_nan() {
+                f32::NAN
+            } else {
+                m.max(v)
+            }
+        });
+        e.clear();
+        e.extend(row.iter().map(|&v| (A::of(v) - A::of(m)).exp()));
+        let sum = e.iter().fold(A::ZERO, |s, &v| s + v);
+        out.extend(e.iter().map(|&v| (v / sum).to_f32()));
+    }
+    out
+}
+
+/// Softmax over the last axis.
+pub(crate) fn softmax(x: &Tensor) -> Result<Tensor, KernelError> {
+    let h = x.shape().last().copied().unwrap_or(1);
+    let f = floats(x)?;
+    let v = if h == 0 {
+        Vec::new()
+    } else {
+        with_acc!(x.dtype(), softmax_rows(&f, h))
+    };
+    from_floats(x.shape(), x.dtype(), v)
+}
+
+fn layer_norm_rows<A: Acc>(x: &[f32], g: &[f32], b: &[f32], eps: f64) -> Vec<f32> {
+    let h = g.len();
+    let n = A::of_count(h);
+    let eps = A::of_f64(eps);
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks_exact(h) {
+        let mean = row.iter().fold(A::ZERO, |s, &v| s + A::of(v)) / n;
+        let var = row.iter().fold(A::ZERO, |s, &v| {
+            let d = A::of(v) - mean;
+            s + d * d
+        }) / n;
+        let std = (var + eps).sqrt();
+        out.extend(
+            row.iter()
+                .zip(g.iter().zip(b))
+                .map(|(&v, (&gv, &bv))| ((A::of(v) - mean) / std * A::of(gv) + A::of(bv)).to_f32()),
+        );
+    }
+    out
+}
+
+/// Layer norm over the last axis with weight `g` and bias `b`.
+pub(crate) fn layer_norm(
+    x: &Tensor,
+    g: &Tensor,
+    b: &Tensor,
+    eps: f64,
+) -> Result<Tensor, KernelError> {
+    let (fx, fg, fb) = (floats(x)?, floats(g)?, floats(b)?);
+    let h = fg.len();
+    if x.shape().last() != Some(&h) || fb.len() != h {
+        return Err(KernelError::Internal(format!(
+            "layer_norm of {} with gamma {} and beta {}",
+            x.ty(),
+            g.ty(),
+            b.ty()
+        )));
+    }
+    let v = if h == 0 {
+        Vec::new()
+    } else {
+        with_acc!(x.dtype(), layer_norm_rows(&fx, &fg, &fb, eps))
+    };
+    from_floats(x.shape(), x.dtype(), v)
+}
