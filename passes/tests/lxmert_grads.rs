@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use tessera_ir::eval::evaluate;
+use tessera_ir::io::load_safetensors;
 use tessera_ir::{verify, Graph, Tensor};
 use tessera_lxmert::{build, load_weights, BuildOptions, LxmertConfig, Shapes};
 use tessera_passes::{
@@ -27,30 +28,9 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Every tensor of a fixture file (f32 and i64).
+/// Every tensor of a fixture file.
 fn read(name: &str) -> HashMap<String, Tensor> {
-    let bytes = std::fs::read(data(name)).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(n, v)| {
-            let shape = v.shape().to_vec();
-            let t = match v.dtype() {
-                safetensors::Dtype::F32 => {
-                    let d = v.data().chunks_exact(4);
-                    let d = d.map(|c| f32::from_le_bytes(c.try_into().unwrap()));
-                    Tensor::from_f32(shape, d.collect()).unwrap()
-                }
-                safetensors::Dtype::I64 => {
-                    let d = v.data().chunks_exact(8);
-                    let d = d.map(|c| i64::from_le_bytes(c.try_into().unwrap()));
-                    Tensor::from_i64(shape, d.collect()).unwrap()
-                }
-                other => panic!("{name}: {n}: unexpected dtype {other:?}"),
-            };
-            (n, t)
-        })
-        .collect()
+    load_safetensors(&data(name)).unwrap().into_iter().collect()
 }
 
 struct Setup {
