@@ -4,7 +4,7 @@
 //! returns a graph that computes the loss and the gradient of the loss with respect to
 //! every parameter from which it is reachable. The backward computation is made of
 //! ordinary IR ops, added through [`Graph::add`] so that every backward node is
-//! type-checked when it is built; the result passes [`tessera_ir::verify`], and every later
+//! type-checked when it is built; the result passes [`tessera_ir::verify()`], and every later
 //! pass (mixed precision, recomputation, pipelining, lowering) sees one plain graph.
 //!
 //! How it works:
@@ -17,7 +17,7 @@
 //!    indices, masks or comparisons.
 //! 3. A reverse sweep seeds `d loss = seed_scale` (the hook for static loss scaling) and,
 //!    for every node that needs a gradient, sums the gradient contributions of its users
-//!    and applies the node's rule ([`rules`]: one per op, matched exhaustively) to get
+//!    and applies the node's rule (module `rules`: one per op, matched exhaustively) to get
 //!    contributions for its operands. A parameter used several times gets the sum.
 //! 4. The outputs become `loss` (the loss output, under its own name) followed by
 //!    `grad.<param name>` for every parameter that received a gradient, in parameter
@@ -77,6 +77,12 @@ pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, Autodiff
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    if !graph.contains(loss) {
+        return Err(AutodiffError::DanglingLoss {
+            graph: graph.name.clone(),
+            name: opts.loss.clone(),
+        });
+    }
     let loss_node = graph.node(loss);
     if loss_node.ty.rank() != 0 || !loss_node.ty.dtype.is_float() {
         return Err(AutodiffError::LossNotScalar {

@@ -4,7 +4,7 @@ use super::AutodiffError;
 use std::collections::{BTreeMap, HashMap};
 use tessera_ir::{Graph, NodeId};
 
-/// Options of the [`autodiff`] pass.
+/// Options of the [`autodiff`](super::autodiff()) pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutodiffOptions {
     /// Name of the scalar loss output to differentiate (default `loss`).
