@@ -18,7 +18,9 @@
 //! 3. A reverse sweep seeds `d loss = seed_scale` (the hook for static loss scaling) and,
 //!    for every node that needs a gradient, sums the gradient contributions of its users
 //!    and applies the node's rule (module `rules`: one per op, matched exhaustively) to get
-//!    contributions for its operands. A parameter used several times gets the sum.
+//!    contributions for its operands. A parameter used several times gets the sum. A
+//!    `gather` from an embedding table listed in [`AutodiffOptions::padding_idx`] skips the
+//!    table's padding row, as torch's `nn.Embedding(padding_idx)` does.
 //! 4. The outputs become `loss` (the loss output, under its own name) followed by
 //!    `grad.<param name>` for every parameter that received a gradient, in parameter
 //!    creation order; dead nodes are removed (debug builds also verify the result).
