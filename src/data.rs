@@ -42,7 +42,7 @@ pub enum DataSource {
         /// Sample shapes.
         shape: SyntheticShape,
         /// Random state.
-        rng: ChaCha8Rng,
+        rng: Box<ChaCha8Rng>,
     },
 }
 
@@ -52,7 +52,7 @@ impl DataSource {
         DataSource::Synthetic {
             config: Box::new(config.clone()),
             shape,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
         }
     }
 
@@ -97,7 +97,7 @@ impl DataSource {
                     .collect()
             }
             DataSource::Synthetic { config, shape, rng } => {
-                Ok(synthetic_batch(config, *shape, batch, rng))
+                Ok(synthetic_batch(config, *shape, batch, rng.as_mut()))
             }
         }
     }

@@ -250,7 +250,7 @@ impl<'t> Model<'t> {
                 memory::one_hot(&node.ty, &types, tiles, &self.rates, &self.assumptions)
             }
             Op::Transpose { .. }
-            | Op::Gather
+            | Op::Gather { .. }
             | Op::Slice { .. }
             | Op::Pad { .. }
             | Op::Concat { .. } => {

@@ -255,7 +255,7 @@ fn data_movement_costs_exchange_only() {
     );
     // gather of 512 rows of 768 halves: the same 393216 elements.
     let c = cost(
-        Op::Gather,
+        Op::Gather { padding_idx: None },
         &[t(DType::F16, &[30522, 768]), t(DType::I64, &[1, 512])],
         1472,
     );
