@@ -9,7 +9,7 @@ mod shape;
 
 use super::*;
 use harness::{compare, Problem, Tol};
-use tessera_ir::{verify, BinaryOp, CmpOp, DType, Op, ReduceKind, Tensor, UnaryOp};
+use tessera_ir::{verify, BinaryOp, CmpOp, DType, Op, ReduceKind, Tensor, TensorType, UnaryOp};
 
 fn sum_all(g: &mut Graph, x: NodeId) -> NodeId {
     let rank = g.node(x).ty.rank();
