@@ -1,14 +1,17 @@
 //! Graph-to-graph passes of Tessera that make a forward model trainable.
 //!
-//! - [`autodiff`]: reverse-mode differentiation of a scalar loss with respect to every
+//! - [`mod@autodiff`]: reverse-mode differentiation of a scalar loss with respect to every
 //!   parameter, emitted as ordinary IR nodes (scoped `<forward scope>.backward`).
 //! - [`loss`]: the VQA losses (soft-label binary cross-entropy as optimum-graphcore trains
 //!   LXMERT, hard-label cross-entropy as transformers defines it) attached to a forward graph.
 //! - [`optim`]: one AdamW optimizer step with transformers' linear warmup schedule, gradient
 //!   accumulation and global-norm clipping, as a graph of its own.
 //!
-//! Every pass returns a new graph that passes [`tessera_ir::verify`]; errors are typed and
+//! Every pass returns a new graph that passes [`tessera_ir::verify()`]; errors are typed and
 //! name the node, output or configuration field they are about.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod autodiff;
 mod emit;

@@ -112,7 +112,7 @@ pub(crate) fn applies(op: &Op, args: &[&Tensor]) -> bool {
         | Op::Iota { .. }
         | Op::Compare(_)
         | Op::Select
-        | Op::Gather
+        | Op::Gather { .. }
         | Op::OneHot { .. }
         | Op::Reshape { .. }
         | Op::Transpose { .. }

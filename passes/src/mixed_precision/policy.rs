@@ -55,7 +55,7 @@ pub fn op_precision(op: &Op) -> (OpPrecision, &'static str) {
             Fp16,
             "fp16 products, partials in fp32 or fp16 (`half_partials`)",
         ),
-        Op::Gather => (Fp16, "embedding lookups read the fp16 copy of the table"),
+        Op::Gather { .. } => (Fp16, "embedding lookups read the fp16 copy of the table"),
         Op::ScatterAdd { .. } => (Follow, "gradient of gather: in its updates' type"),
         Op::Unary(u) => match u {
             UnaryOp::Neg | UnaryOp::Abs => (Fp16, "elementwise, exact in fp16"),
@@ -125,7 +125,7 @@ pub(crate) fn sample_ops() -> Vec<Op> {
             transpose_b: false,
             half_partials: false,
         },
-        Op::Gather,
+        Op::Gather { padding_idx: None },
         Op::ScatterAdd { rows: 1 },
         Op::OneHot {
             depth: 1,

@@ -49,7 +49,9 @@ pub(super) fn fragment() -> Graph {
         .input("attention_mask", TensorType::new(DType::I64, vec![B, L]))
         .unwrap();
     let table = g.param("emb.weight", f32t(&[V, H])).unwrap();
-    let e = g.add(Op::Gather, &[table, ids], "emb").unwrap();
+    let e = g
+        .add(Op::Gather { padding_idx: None }, &[table, ids], "emb")
+        .unwrap();
     let gamma = g.param("ln.weight", f32t(&[H])).unwrap();
     let beta = g.param("ln.bias", f32t(&[H])).unwrap();
     let h = g
