@@ -1,5 +1,5 @@
 //! The precision flags shared by `run`, `train` and `inspect`: `--precision fp32|fp16`,
-//! `--half-partials`, `--loss-scaling N|dynamic|none`, `--stochastic-rounding`,
+//! `--half-partials`, `--loss-scaling N|dynamic[:K]|none`, `--stochastic-rounding`,
 //! `--master-weights f32|f16`, and `--ipu-config F` (an optimum-graphcore
 //! `ipu_config.json`).
 //!
@@ -37,25 +37,34 @@ pub enum WeightsArg {
     F16,
 }
 
-/// `--loss-scaling`: a static scale, `dynamic`, or `none`.
+/// `--loss-scaling`: a static scale, `dynamic[:K]`, or `none`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LossScalingArg {
     /// No scaling.
     None,
     /// A fixed scale.
     Static(f64),
-    /// PyTorch GradScaler-style dynamic scaling with its defaults.
-    Dynamic,
+    /// PyTorch GradScaler-style dynamic scaling: initial scale 65536, doubled after this
+    /// many clean steps (default 2000).
+    Dynamic(u32),
 }
 
 fn parse_loss_scaling(s: &str) -> Result<LossScalingArg, String> {
+    let default_interval = DynamicScaling::default().growth_interval;
     match s {
-        "dynamic" => Ok(LossScalingArg::Dynamic),
+        "dynamic" => Ok(LossScalingArg::Dynamic(default_interval)),
         "none" => Ok(LossScalingArg::None),
+        n if n.starts_with("dynamic:") => match n.strip_prefix("dynamic:").map(str::parse::<u32>) {
+            Some(Ok(k)) if k >= 1 => Ok(LossScalingArg::Dynamic(k)),
+            _ => Err(format!(
+                "expected `dynamic:K` with K >= 1 clean steps before the scale doubles, \
+                     got `{n}`"
+            )),
+        },
         n => match n.parse::<f64>() {
             Ok(v) if v.is_finite() && v > 0.0 => Ok(LossScalingArg::Static(v)),
             _ => Err(format!(
-                "expected a positive number (e.g. 16384), `dynamic` or `none`, got `{n}`"
+                "expected a positive number (e.g. 16384), `dynamic[:K]` or `none`, got `{n}`"
             )),
         },
     }
@@ -71,9 +80,10 @@ pub struct PrecisionArgs {
     /// `--half-partials=false` overrides an IPU config.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub half_partials: Option<bool>,
-    /// Loss scaling: a static scale N (the seed run used 16384), `dynamic` (halve and skip
-    /// on overflow, double after 2000 clean steps), or `none`.
-    #[arg(long, value_name = "N|dynamic|none", value_parser = parse_loss_scaling)]
+    /// Loss scaling: a static scale N (the seed run used 16384), `dynamic` (from 65536;
+    /// halve and skip the step on overflow, double after 2000 clean steps, or after K with
+    /// `dynamic:K`), or `none`.
+    #[arg(long, value_name = "N|dynamic[:K]|none", value_parser = parse_loss_scaling)]
     pub loss_scaling: Option<LossScalingArg>,
     /// Round fp16 results stochastically (seeded, deterministic), as the IPU does in
     /// training; `--stochastic-rounding=false` overrides an IPU config.
@@ -141,7 +151,10 @@ impl PrecisionArgs {
             cfg.loss_scaling = match l {
                 LossScalingArg::None => LossScaling::None,
                 LossScalingArg::Static(s) => LossScaling::Static(s),
-                LossScalingArg::Dynamic => LossScaling::Dynamic(DynamicScaling::default()),
+                LossScalingArg::Dynamic(growth_interval) => LossScaling::Dynamic(DynamicScaling {
+                    growth_interval,
+                    ..DynamicScaling::default()
+                }),
             };
         }
         if let Some(sr) = self.stochastic_rounding {
@@ -263,9 +276,22 @@ mod tests {
             dynamic.loss_scaling,
             LossScaling::Dynamic(DynamicScaling::default())
         );
+        let every_100 = parse(&["m", "--precision=fp16", "--loss-scaling=dynamic:100"])
+            .resolve(true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            every_100.loss_scaling,
+            LossScaling::Dynamic(DynamicScaling {
+                init_scale: 65536.0,
+                growth_interval: 100
+            })
+        );
         let mut all = vec!["t", "m", "--precision", "fp16", "--loss-scaling", "-3"];
         assert!(Cli::try_parse_from(&all).is_err());
         all[5] = "lots";
+        assert!(Cli::try_parse_from(&all).is_err());
+        all[5] = "dynamic:0";
         assert!(Cli::try_parse_from(&all).is_err());
     }
 
