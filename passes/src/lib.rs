@@ -16,6 +16,7 @@
 pub mod autodiff;
 mod emit;
 pub mod loss;
+pub mod mixed_precision;
 pub mod optim;
 
 pub use autodiff::{autodiff, is_backward_scope, AutodiffError, AutodiffOptions};
