@@ -1,11 +1,13 @@
-//! Time of the autodiff pass on a synthetic BERT-style encoder of LXMERT-base size
-//! (~5k forward nodes): the pass must stay well under 100 ms for LXMERT-base.
+//! Time of the autodiff pass on LXMERT-base with its VQA loss (the real builder, batch 1,
+//! 20 tokens, 36 objects) and on a synthetic BERT-style encoder of similar size: the pass
+//! must stay well under 100 ms for LXMERT-base.
 //!
 //! Run with `cargo bench -p tessera-passes --bench autodiff`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tessera_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, TensorType, UnaryOp};
-use tessera_passes::{autodiff, AutodiffOptions};
+use tessera_lxmert::{build, BuildOptions, LxmertConfig, Shapes};
+use tessera_passes::{attach_vqa_loss, autodiff, AutodiffOptions};
 
 const B: usize = 2;
 const S: usize = 8;
@@ -22,8 +24,12 @@ fn add(g: &mut Graph, op: Op, xs: &[NodeId], scope: &str) -> NodeId {
 }
 
 fn linear(g: &mut Graph, x: NodeId, i: usize, o: usize, scope: &str) -> NodeId {
-    let w = g.param(&format!("{scope}.weight"), f32t(&[o, i])).expect("param");
-    let b = g.param(&format!("{scope}.bias"), f32t(&[o])).expect("param");
+    let w = g
+        .param(&format!("{scope}.weight"), f32t(&[o, i]))
+        .expect("param");
+    let b = g
+        .param(&format!("{scope}.bias"), f32t(&[o]))
+        .expect("param");
     let mm = Op::MatMul {
         transpose_a: false,
         transpose_b: true,
@@ -34,14 +40,32 @@ fn linear(g: &mut Graph, x: NodeId, i: usize, o: usize, scope: &str) -> NodeId {
 }
 
 fn layer_norm(g: &mut Graph, x: NodeId, scope: &str) -> NodeId {
-    let gamma = g.param(&format!("{scope}.weight"), f32t(&[H])).expect("param");
-    let beta = g.param(&format!("{scope}.bias"), f32t(&[H])).expect("param");
+    let gamma = g
+        .param(&format!("{scope}.weight"), f32t(&[H]))
+        .expect("param");
+    let beta = g
+        .param(&format!("{scope}.bias"), f32t(&[H]))
+        .expect("param");
     add(g, Op::LayerNorm { eps: 1e-12 }, &[x, gamma, beta], scope)
 }
 
 fn heads(g: &mut Graph, x: NodeId, scope: &str) -> NodeId {
-    let r = add(g, Op::Reshape { shape: vec![B, S, HEADS, H / HEADS] }, &[x], scope);
-    add(g, Op::Transpose { perm: vec![0, 2, 1, 3] }, &[r], scope)
+    let r = add(
+        g,
+        Op::Reshape {
+            shape: vec![B, S, HEADS, H / HEADS],
+        },
+        &[x],
+        scope,
+    );
+    add(
+        g,
+        Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        },
+        &[r],
+        scope,
+    )
 }
 
 fn layer(g: &mut Graph, x: NodeId, mask: NodeId, scope: &str) -> NodeId {
@@ -56,7 +80,15 @@ fn layer(g: &mut Graph, x: NodeId, mask: NodeId, scope: &str) -> NodeId {
         half_partials: false,
     };
     let s = add(g, qk, &[q, k], &att);
-    let scale = add(g, Op::Full { value: 0.5, ty: f32t(&[]) }, &[], &att);
+    let scale = add(
+        g,
+        Op::Full {
+            value: 0.5,
+            ty: f32t(&[]),
+        },
+        &[],
+        &att,
+    );
     let s = add(g, Op::Binary(BinaryOp::Mul), &[s, scale], &att);
     let s = add(g, Op::Binary(BinaryOp::Add), &[s, mask], &att);
     let p = add(g, Op::Softmax, &[s], &att);
@@ -66,8 +98,22 @@ fn layer(g: &mut Graph, x: NodeId, mask: NodeId, scope: &str) -> NodeId {
         half_partials: false,
     };
     let c = add(g, pv, &[p, v], &att);
-    let c = add(g, Op::Transpose { perm: vec![0, 2, 1, 3] }, &[c], &att);
-    let c = add(g, Op::Reshape { shape: vec![B, S, H] }, &[c], &att);
+    let c = add(
+        g,
+        Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        },
+        &[c],
+        &att,
+    );
+    let c = add(
+        g,
+        Op::Reshape {
+            shape: vec![B, S, H],
+        },
+        &[c],
+        &att,
+    );
     let o = linear(g, c, H, H, &format!("{scope}.attention.output.dense"));
     let o = add(g, Op::Binary(BinaryOp::Add), &[o, x], scope);
     let o = layer_norm(g, o, &format!("{scope}.attention.output.LayerNorm"));
@@ -96,14 +142,34 @@ fn encoder() -> Graph {
     g
 }
 
+fn lxmert_base() -> Graph {
+    let config = LxmertConfig::preset("lxmert-base").expect("preset");
+    let shapes = Shapes {
+        batch: 1,
+        seq_len: 20,
+        num_objects: 36,
+    };
+    let forward = build(&config, &shapes, &BuildOptions::default()).expect("builds");
+    let labels = TensorType::new(DType::F32, vec![1, config.num_qa_labels]);
+    attach_vqa_loss(&forward, &labels).expect("has a QA head")
+}
+
 fn bench(c: &mut Criterion) {
-    let g = encoder();
     let opts = AutodiffOptions::default();
-    let ad = autodiff(&g, &opts).expect("differentiable");
-    println!("forward nodes: {}, with backward: {}", g.len(), ad.len());
-    c.bench_function("autodiff_encoder_5k", |b| {
-        b.iter(|| autodiff(&g, &opts).expect("differentiable"))
-    });
+    for (name, g) in [
+        ("autodiff_lxmert_base", lxmert_base()),
+        ("autodiff_encoder_5k", encoder()),
+    ] {
+        let ad = autodiff(&g, &opts).expect("differentiable");
+        println!(
+            "{name}: forward nodes {}, with backward {}",
+            g.len(),
+            ad.len()
+        );
+        c.bench_function(name, |b| {
+            b.iter(|| autodiff(&g, &opts).expect("differentiable"))
+        });
+    }
 }
 
 criterion_group!(benches, bench);

@@ -26,97 +26,26 @@
 //! Backward nodes are scoped under their forward node's scope with a trailing
 //! `backward` component ([`is_backward_scope`]). The pass is linear in the graph size.
 
+mod error;
+mod options;
 mod rules;
 #[cfg(test)]
 mod tests;
 
+pub use error::AutodiffError;
+pub use options::AutodiffOptions;
+
 use crate::emit::Emitter;
+use error::{build_error, printed_name, rule_error};
 use rules::{RuleError, Site};
 use std::collections::{HashMap, HashSet};
-use tessera_ir::{Graph, IrError, NodeId, Op, Output, TensorType, VerifyError};
+use tessera_ir::{Graph, IrError, NodeId, Op, Output};
 
 /// The scope component that marks backward nodes.
 pub const BACKWARD: &str = "backward";
 
 /// The prefix of gradient output names (`grad.<param name>`).
 pub const GRAD_PREFIX: &str = "grad.";
-
-/// Options of the [`autodiff`] pass.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AutodiffOptions {
-    /// Name of the scalar loss output to differentiate (default `loss`).
-    pub loss: String,
-    /// The gradient seed `d loss` (default 1.0); static loss scaling sets it to the scale.
-    pub seed_scale: f64,
-}
-
-impl Default for AutodiffOptions {
-    fn default() -> Self {
-        AutodiffOptions {
-            loss: "loss".to_string(),
-            seed_scale: 1.0,
-        }
-    }
-}
-
-/// Why the autodiff pass failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AutodiffError {
-    /// The graph has no output with the loss's name.
-    #[error("graph @{graph} has no output `{name}` to differentiate (its outputs: {available})")]
-    NoLoss {
-        /// The graph's name.
-        graph: String,
-        /// The loss output name looked for.
-        name: String,
-        /// The graph's output names, comma-separated.
-        available: String,
-    },
-    /// The loss is not a floating-point scalar.
-    #[error("loss output `{name}` ({node} @{scope}) must be a floating-point scalar, got {ty}")]
-    LossNotScalar {
-        /// The loss output's name.
-        name: String,
-        /// The loss node's printed name.
-        node: String,
-        /// The loss node's scope.
-        scope: String,
-        /// Its type.
-        ty: TensorType,
-    },
-    /// The seed is not a finite number.
-    #[error("autodiff seed_scale must be finite, got {0}")]
-    InvalidSeed(f64),
-    /// A node's rule does not apply to it.
-    #[error("cannot differentiate `{op}` node {node} @{scope}: {reason}")]
-    Rule {
-        /// The forward node's printed name (as in the input graph's text IR).
-        node: String,
-        /// Its op.
-        op: &'static str,
-        /// Its scope.
-        scope: String,
-        /// Why.
-        reason: String,
-    },
-    /// A rule built an ill-typed backward node (a bug in the rule).
-    #[error("backward of `{op}` node {node} @{scope} failed to build: {source}")]
-    Build {
-        /// The forward node's printed name.
-        node: String,
-        /// Its op.
-        op: &'static str,
-        /// Its scope.
-        scope: String,
-        /// The graph error.
-        #[source]
-        source: Box<IrError>,
-    },
-    /// The differentiated graph failed verification (a bug in the pass; checked in debug
-    /// builds).
-    #[error("autodiff produced an invalid graph: {0}")]
-    Verify(#[from] VerifyError),
-}
 
 /// True when `scope` is the scope of a backward node (its last component is `backward`).
 pub fn is_backward_scope(scope: &str) -> bool {
@@ -135,9 +64,7 @@ pub fn backward_scope(scope: &str) -> String {
 /// Differentiates the loss output of `graph` with respect to every parameter it depends
 /// on; see the module documentation for the resulting graph's outputs.
 pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, AutodiffError> {
-    if !opts.seed_scale.is_finite() {
-        return Err(AutodiffError::InvalidSeed(opts.seed_scale));
-    }
+    let padding = opts.check(graph)?;
     let loss = graph
         .output(&opts.loss)
         .map_err(|_| AutodiffError::NoLoss {
@@ -199,7 +126,10 @@ pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, Autodiff
             continue;
         }
         let xs = operands.get(&n).cloned().unwrap_or_default();
-        let site = Site::new(&g, n, xs, dy, |x| needs.contains(&x));
+        let mut site = Site::new(&g, n, xs, dy, |x| needs.contains(&x));
+        if matches!(site.op, Op::Gather) {
+            site.padding_idx = site.xs.first().and_then(|t| padding.get(t)).copied();
+        }
         let mut em = Emitter::new(&mut g, scope);
         let grads = rules::vjp(&mut em, &site).map_err(|e| match e {
             RuleError::Ir(source) => build_error(graph, n, source),
@@ -277,31 +207,4 @@ fn sum_all(g: &mut Graph, scope: &str, contributions: &[NodeId]) -> Result<NodeI
         acc = em.add(acc, c)?;
     }
     Ok(acc)
-}
-
-fn printed_name(graph: &Graph, id: NodeId) -> String {
-    graph
-        .value_names()
-        .remove(&id)
-        .unwrap_or_else(|| format!("%?{}", id.index()))
-}
-
-fn build_error(graph: &Graph, id: NodeId, source: IrError) -> AutodiffError {
-    let node = graph.node(id);
-    AutodiffError::Build {
-        node: printed_name(graph, id),
-        op: node.op.name(),
-        scope: node.scope.clone(),
-        source: Box::new(source),
-    }
-}
-
-fn rule_error(graph: &Graph, id: NodeId, reason: String) -> AutodiffError {
-    let node = graph.node(id);
-    AutodiffError::Rule {
-        node: printed_name(graph, id),
-        op: node.op.name(),
-        scope: node.scope.clone(),
-        reason,
-    }
 }

@@ -11,10 +11,12 @@
 //!
 //! `gather` and `scatter_add` are each other's adjoints: the table's gradient scatters
 //! (adds, so repeated indices accumulate) the output gradient back to the gathered rows.
+//! For a table with a padding row (torch's `padding_idx`, given in the options) the
+//! positions reading that row are zeroed first, so the row gets no gradient.
 
 use super::{Grads, RuleError, Site};
 use crate::emit::Emitter;
-use tessera_ir::{NodeId, Op};
+use tessera_ir::{CmpOp, DType, NodeId, Op};
 
 /// Rule of `matmul`.
 pub(super) fn matmul(
@@ -96,8 +98,28 @@ pub(super) fn gather(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError> {
         .first()
         .copied()
         .ok_or_else(|| RuleError::Unsupported("gather table of rank 0".into()))?;
-    let d = e.op(Op::ScatterAdd { rows }, &[s.x(1)?, s.dy])?;
+    let idx = s.x(1)?;
+    let dy = match s.padding_idx {
+        Some(row) => skip_padding(e, s, idx, row)?,
+        None => s.dy,
+    };
+    let d = e.op(Op::ScatterAdd { rows }, &[idx, dy])?;
     Ok(vec![Some(d), None])
+}
+
+/// `dy` with zeros at the positions whose index is the padding row `row`.
+fn skip_padding(e: &mut Emitter, s: &Site, idx: NodeId, row: usize) -> Result<NodeId, RuleError> {
+    let idx_shape = s.x_ty(1)?.shape.clone();
+    let row = i64::try_from(row)
+        .map_err(|_| RuleError::Unsupported(format!("padding row {row} exceeds i64")))?;
+    let pad = e.scalar(row as f64, DType::I64)?;
+    let is_pad = e.cmp(CmpOp::Eq, idx, pad)?;
+    // [I...] -> [I..., 1, ...] to broadcast against dy [I..., D...].
+    let mut shape = idx_shape;
+    shape.resize(s.y_ty.rank(), 1);
+    let is_pad = e.reshape(is_pad, &shape)?;
+    let zero = e.scalar_like(0.0, s.dy)?;
+    Ok(e.select(is_pad, zero, s.dy)?)
 }
 
 /// Rule of `scatter_add(indices, updates)`: `dupdates = gather(dy, indices)`.

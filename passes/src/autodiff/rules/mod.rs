@@ -55,6 +55,9 @@ pub(super) struct Site {
     pub wants: Vec<bool>,
     /// The gradient of the loss with respect to `y` (type `y_ty`).
     pub dy: NodeId,
+    /// For `gather` from a table with a padding row (torch's `padding_idx`): that row,
+    /// which gets no gradient.
+    pub padding_idx: Option<usize>,
 }
 
 impl Site {
@@ -76,6 +79,7 @@ impl Site {
             wants: xs.iter().map(|&x| wants(x)).collect(),
             xs,
             dy,
+            padding_idx: None,
         }
     }
 

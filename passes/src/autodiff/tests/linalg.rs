@@ -107,3 +107,63 @@ fn linear_layer_weight_gradient_is_one_folded_matmul() {
         "dY folded to [rows, N]"
     );
 }
+
+#[test]
+fn padding_row_gets_no_gradient_from_gather() {
+    // table [4, 2], ids [0, 2, 0, 3] with padding row 0: row 0 gets nothing, row 2 and
+    // row 3 get their output rows' weights, row 1 is never read.
+    let mut p = Problem::new(12);
+    let ids = p.input("ids", Tensor::from_i64(vec![4], vec![0, 2, 0, 3]).unwrap());
+    let table = p.param("emb", &[4, 2], -1.0, 1.0);
+    let y = p.add(Op::Gather, &[table, ids]);
+    let chk = p.finish(y);
+    let opts = crate::AutodiffOptions {
+        padding_idx: [("emb".to_string(), 0)].into_iter().collect(),
+        ..Default::default()
+    };
+    let got = chk.ad_outputs(&opts)["grad.emb"].to_f64_vec();
+    let w = &chk.w;
+    let want = [0.0, 0.0, 0.0, 0.0, w[2], w[3], w[6], w[7]];
+    super::harness::compare(
+        "emb",
+        &got,
+        &want,
+        Tol {
+            h: 0.0,
+            atol: 0.0,
+            rtol: 0.0,
+        },
+    )
+    .unwrap();
+    // Without the option, row 0 accumulates both padding positions.
+    let plain = chk.ad_outputs(&Default::default())["grad.emb"].to_f64_vec();
+    assert_eq!(plain[0], (w[0] as f32 + w[4] as f32) as f64);
+}
+
+#[test]
+fn padding_idx_must_name_a_table_row() {
+    let mut p = Problem::new(13);
+    let ids = p.input("ids", Tensor::from_i64(vec![2], vec![0, 1]).unwrap());
+    let table = p.param("emb", &[3, 2], -1.0, 1.0);
+    let y = p.add(Op::Gather, &[table, ids]);
+    let chk = p.finish(y);
+    for (name, row, msg) in [
+        (
+            "nope",
+            0,
+            "autodiff padding_idx: `nope` is not a parameter of graph @fd",
+        ),
+        (
+            "emb",
+            3,
+            "autodiff padding_idx: row 3 is not a row of `emb` (f32[3,2])",
+        ),
+    ] {
+        let opts = crate::AutodiffOptions {
+            padding_idx: [(name.to_string(), row)].into_iter().collect(),
+            ..Default::default()
+        };
+        let e = crate::autodiff(&chk.g, &opts).unwrap_err();
+        assert_eq!(e.to_string(), msg);
+    }
+}
