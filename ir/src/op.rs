@@ -241,7 +241,11 @@ pub enum Op {
     },
     /// Embedding lookup `gather(table[V, ...], indices i64[...]) -> [..., ...]`: rows of the
     /// table selected by the indices.
-    Gather,
+    Gather {
+        /// Like PyTorch's `nn.Embedding(padding_idx=...)`: this row never receives a gradient
+        /// (the forward is unchanged). LXMERT's three embedding tables use row 0.
+        padding_idx: Option<usize>,
+    },
     /// The adjoint of [`Op::Gather`]: `scatter_add(indices i64[...], updates[..., D...]) ->
     /// [rows, D...]`, zeros plus each update row added at its index.
     ScatterAdd {
@@ -377,7 +381,7 @@ impl Op {
             Op::Compare(c) => c.name(),
             Op::Select => "select",
             Op::MatMul { .. } => "matmul",
-            Op::Gather => "gather",
+            Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
             Op::OneHot { .. } => "one_hot",
             Op::Softmax => "softmax",
@@ -489,11 +493,16 @@ impl Op {
                 shape.push(n);
                 Ok(TensorType::new(a.dtype, shape))
             }
-            Op::Gather => {
+            Op::Gather { padding_idx } => {
                 expect_arity(self, operands, 2)?;
                 let (table, idx) = (operands[0], operands[1]);
                 if table.rank() < 1 {
                     return err("gather table must have rank >= 1");
+                }
+                if let Some(p) = padding_idx {
+                    if *p >= table.shape[0] {
+                        return err(format!("gather padding_idx {p} out of range for {table}"));
+                    }
                 }
                 if idx.dtype != DType::I64 {
                     return err(format!("gather indices must be i64, got {idx}"));
@@ -722,7 +731,9 @@ mod tests {
     fn gather_and_scatter_are_adjoint_in_shape() {
         let table = t(DType::F32, &[100, 32]);
         let ids = t(DType::I64, &[2, 7]);
-        let g = Op::Gather.infer(&[&table, &ids]).unwrap();
+        let g = Op::Gather { padding_idx: None }
+            .infer(&[&table, &ids])
+            .unwrap();
         assert_eq!(g, t(DType::F32, &[2, 7, 32]));
         let s = Op::ScatterAdd { rows: 100 }.infer(&[&ids, &g]).unwrap();
         assert_eq!(s, table);

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use tessera_ir::eval::evaluate;
+use tessera_ir::io::load_safetensors;
 use tessera_ir::{verify, Graph, Tensor};
 use tessera_lxmert::{build, load_weights, BuildOptions, LxmertConfig, Shapes};
 use tessera_passes::{
@@ -23,34 +24,13 @@ const LOSS_CE: f64 = 2.336709499359131;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("../tests/fixtures/lxmert-tiny")
         .join(name)
 }
 
-/// Every tensor of a fixture file (f32 and i64).
+/// Every tensor of a fixture file.
 fn read(name: &str) -> HashMap<String, Tensor> {
-    let bytes = std::fs::read(data(name)).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(n, v)| {
-            let shape = v.shape().to_vec();
-            let t = match v.dtype() {
-                safetensors::Dtype::F32 => {
-                    let d = v.data().chunks_exact(4);
-                    let d = d.map(|c| f32::from_le_bytes(c.try_into().unwrap()));
-                    Tensor::from_f32(shape, d.collect()).unwrap()
-                }
-                safetensors::Dtype::I64 => {
-                    let d = v.data().chunks_exact(8);
-                    let d = d.map(|c| i64::from_le_bytes(c.try_into().unwrap()));
-                    Tensor::from_i64(shape, d.collect()).unwrap()
-                }
-                other => panic!("{name}: {n}: unexpected dtype {other:?}"),
-            };
-            (n, t)
-        })
-        .collect()
+    load_safetensors(&data(name)).unwrap().into_iter().collect()
 }
 
 struct Setup {
@@ -79,16 +59,9 @@ fn train_graph(s: &Setup, file: &str) -> (Graph, BTreeMap<String, Tensor>) {
     };
     let forward = build(&s.config, &shapes, &BuildOptions::default()).unwrap();
     let with_loss = attach_vqa_loss(&forward, &inputs["labels"].ty()).unwrap();
-    // transformers' LXMERT embeddings: nn.Embedding(.., padding_idx=0) for all three tables.
-    let padding_idx = ["word", "position", "token_type"]
-        .map(|t| (format!("lxmert.embeddings.{t}_embeddings.weight"), 0))
-        .into_iter()
-        .collect();
-    let opts = AutodiffOptions {
-        padding_idx,
-        ..AutodiffOptions::default()
-    };
-    let grads = autodiff(&with_loss, &opts).unwrap();
+    // The builder marks LXMERT's embedding gathers with padding_idx=0, as transformers'
+    // nn.Embedding(.., padding_idx=0): no option is needed here.
+    let grads = autodiff(&with_loss, &AutodiffOptions::default()).unwrap();
     verify(&grads).unwrap();
     let out = evaluate(&grads, &inputs, &s.params).unwrap();
     (grads, out)

@@ -1,17 +1,20 @@
 //! `tessera inspect MODEL [--emit summary|text|dot|json] [--json]`, with pass pipelines:
 //! `[--train] [--passes LIST] [--print-before|--print-after all|NAME[,NAME]]
-//! [--print-changed] [--dump-dir DIR] [--stop-after NAME] [--timing]`.
+//! [--print-changed] [--dump-dir DIR] [--stop-after NAME] [--timing]`, the precision flags
+//! (`--precision fp16`, ...), and `--explain-precision`.
 //!
-//! The graph of MODEL goes through a pipeline of passes (default: none; `loss,autodiff`
-//! with `--train`) before it is shown; `--emit` shows the final graph. See
-//! `tessera::pipeline` for the printing and dumping conventions (MLIR's and XLA's).
+//! The graph of MODEL goes through a pipeline of passes before it is shown: by default none,
+//! `loss,autodiff` with `--train`, and `mixed-precision` first with `--precision fp16`;
+//! `--emit` shows the final graph. See `tessera::pipeline` for the printing and dumping
+//! conventions (MLIR's and XLA's).
 
+use super::precision::PrecisionArgs;
 use super::{emit, ShapeArgs};
 use anyhow::{anyhow, Result};
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
-use tessera::pipeline::{lxmert_padding_idx, DumpDir, PassSelection, Printer};
+use tessera::pipeline::{DumpDir, PassSelection, Printer};
 use tessera::{model, summary};
 use tessera_ir::Graph;
 use tessera_lxmert::BuildOptions;
@@ -19,7 +22,7 @@ use tessera_passes::manager::{
     build_pipeline, check_name, default_pipeline, parse_pipeline, timing_table, Both, EntryLog,
     LabelsKind, PassManager, PassOptions, PipelineError,
 };
-use tessera_passes::AutodiffOptions;
+use tessera_passes::mixed_precision::{explain_precision, PrecisionConfig};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Emit {
@@ -61,7 +64,7 @@ pub struct InspectArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     shapes: ShapeArgs,
-    /// The training graph: default pipeline `loss,autodiff`.
+    /// The training graph: default pipeline `loss,autodiff` (`mixed-precision,loss,autodiff` with --precision fp16).
     #[arg(long)]
     train: bool,
     /// Labels of the training loss.
@@ -91,6 +94,8 @@ pub struct InspectArgs {
     /// Print the mixed-precision policy table (which ops run in fp16 and which in fp32) and exit.
     #[arg(long)]
     explain_precision: bool,
+    #[command(flatten)]
+    precision: PrecisionArgs,
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
@@ -107,7 +112,8 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         ..Default::default()
     };
     let graph = spec.graph(&a.shapes.shapes(), &opts)?;
-    let pm = pipeline(&a, &graph)?;
+    let precision = a.precision.resolve(a.train)?;
+    let pm = pipeline(&a, precision)?;
     let names = pm.names();
     let before = selection("--print-before", a.print_before.as_deref(), &names)?;
     let after = selection("--print-after", a.print_after.as_deref(), &names)?;
@@ -138,25 +144,28 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     }
 }
 
-/// The pipeline to run: `--passes`, else the default; cut at `--stop-after`.
-fn pipeline(a: &InspectArgs, graph: &Graph) -> Result<PassManager> {
+/// The pipeline to run: `--passes`, else the default; cut at `--stop-after`. `precision`
+/// is the resolved `--precision fp16` configuration (`None` for fp32); a `mixed-precision`
+/// pass named in `--passes` without it uses the plain fp16 configuration.
+fn pipeline(a: &InspectArgs, precision: Option<PrecisionConfig>) -> Result<PassManager> {
     let names: Vec<String> = match &a.passes {
         Some(s) => parse_pipeline(s).map_err(|e| anyhow!("--passes: {e}"))?,
-        None => default_pipeline(a.train)
+        None => default_pipeline(a.train, precision.is_some())
             .into_iter()
             .map(String::from)
             .collect(),
     };
-    let opts = PassOptions {
+    let mut opts = PassOptions {
         labels: match a.labels {
             Labels::Soft => LabelsKind::Soft,
             Labels::Hard => LabelsKind::Hard,
         },
-        autodiff: AutodiffOptions {
-            padding_idx: lxmert_padding_idx(graph),
-            ..Default::default()
-        },
+        ..Default::default()
     };
+    if let Some(cfg) = precision {
+        opts.scaled_loss = cfg.loss_scaling.is_enabled();
+        opts.precision = cfg;
+    }
     let mut pm = build_pipeline(&names, &opts)?;
     if let Some(stop) = &a.stop_after {
         check_name(stop).map_err(|e| anyhow!("--stop-after: {e}"))?;
@@ -201,9 +210,4 @@ fn render(e: Emit, a: &InspectArgs, graph: &Graph) -> Result<String> {
         (Emit::Dot, _) => tessera_ir::dot::to_dot(graph),
         (Emit::Json, _) => serde_json::to_string(graph)? + "\n",
     })
-}
-
-/// The mixed-precision policy table.
-fn explain_precision() -> String {
-    "the mixed-precision pass is not available yet\n".to_string()
 }

@@ -1,6 +1,7 @@
 //! Argument definitions (clap) and dispatch to the subcommands.
 
 mod inspect;
+pub mod precision;
 mod run;
 mod train;
 

@@ -5,8 +5,7 @@
 //! The passes and the manager are `tessera_passes::manager`'s; this module holds the parts
 //! that talk to people and files: [`PassSelection`] (`all` or a list of names checked
 //! against the pipeline), [`Printer`] (IR under MLIR-style banners), [`DumpDir`] (one
-//! numbered text-IR file per pass plus `passes.json`), and the LXMERT-specific autodiff
-//! options ([`lxmert_padding_idx`]).
+//! numbered text-IR file per pass plus `passes.json`).
 
 mod dump;
 mod print;
@@ -14,8 +13,7 @@ mod print;
 pub use dump::{DumpDir, DumpError};
 pub use print::Printer;
 
-use std::collections::{BTreeMap, BTreeSet};
-use tessera_ir::Graph;
+use std::collections::BTreeSet;
 use tessera_passes::manager::check_name;
 
 /// A set of passes chosen on the command line: none, all, or some by name.
@@ -113,18 +111,6 @@ impl PassSelection {
     }
 }
 
-/// The embedding tables of an LXMERT graph whose row 0 is torch's `padding_idx` (all three
-/// of `LxmertEmbeddings`' tables), for `AutodiffOptions::padding_idx`; tables the graph
-/// does not have are left out, so the map is empty for other models.
-pub fn lxmert_padding_idx(graph: &Graph) -> BTreeMap<String, usize> {
-    ["word", "position", "token_type"]
-        .iter()
-        .map(|t| format!("lxmert.embeddings.{t}_embeddings.weight"))
-        .filter(|name| graph.param_by_name(name).is_ok())
-        .map(|name| (name, 0))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,20 +134,5 @@ mod tests {
         let e = PassSelection::parse("--print-before", "loss,", &p).unwrap_err();
         assert_eq!(e.to_string(), "--print-before: empty pass name in `loss,`");
         assert!(!PassSelection::None.contains("loss"));
-    }
-
-    #[test]
-    fn padding_rows_of_lxmert_only() {
-        let cfg = tessera_lxmert::LxmertConfig::preset("lxmert-tiny").unwrap();
-        let shapes = tessera_lxmert::Shapes {
-            batch: 1,
-            seq_len: 4,
-            num_objects: 3,
-        };
-        let g = tessera_lxmert::build(&cfg, &shapes, &Default::default()).unwrap();
-        let p = lxmert_padding_idx(&g);
-        assert_eq!(p.len(), 3, "{p:?}");
-        assert!(p.values().all(|&r| r == 0));
-        assert!(lxmert_padding_idx(&Graph::new("other")).is_empty());
     }
 }

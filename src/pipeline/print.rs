@@ -109,7 +109,6 @@ mod tests {
             nodes_after: 1,
             added: 0,
             removed: 0,
-            rewired: 0,
             changed,
             counters: Default::default(),
         }

@@ -64,7 +64,7 @@ pub(crate) fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> Result<Tens
             };
             matmul(a, b, flags, out)
         }
-        Op::Gather => {
+        Op::Gather { .. } => {
             let [table, idx] = take(op, args)?;
             gather(table, idx, out)
         }

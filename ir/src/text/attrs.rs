@@ -51,8 +51,12 @@ pub(crate) fn attr_strings(op: &Op) -> Vec<String> {
         | Op::Binary(_)
         | Op::Compare(_)
         | Op::Select
-        | Op::Gather
         | Op::Softmax => {}
+        Op::Gather { padding_idx } => {
+            if let Some(p) = padding_idx {
+                a.push(format!("padding_idx={p}"));
+            }
+        }
         Op::Full { value, .. } => a.push(format!("value={}", format_f64(*value))),
         Op::Iota { axis, .. } => a.push(format!("axis={axis}")),
         Op::MatMul {
@@ -174,6 +178,14 @@ impl<'a, 'b> Attrs<'a, 'b> {
         })
     }
 
+    fn opt_usize(&mut self, name: &str) -> Result<Option<usize>, ParseError> {
+        if self.attrs.iter().flatten().any(|a| a.name == name) {
+            self.usize(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     fn f64(&mut self, name: &str) -> Result<f64, ParseError> {
         let (w, pos) = self.word(name, "number")?;
         parse_f64(w)
@@ -277,7 +289,9 @@ pub(crate) fn build_op(
             ty,
         },
         "select" => Op::Select,
-        "gather" => Op::Gather,
+        "gather" => Op::Gather {
+            padding_idx: at.opt_usize("padding_idx")?,
+        },
         "softmax" => Op::Softmax,
         "matmul" => Op::MatMul {
             transpose_a: at.flag("transpose_a")?,

@@ -16,6 +16,14 @@ pub enum AutodiffError {
         /// The graph's output names, comma-separated.
         available: String,
     },
+    /// The loss output refers to a node that is not in the graph (an unverified graph).
+    #[error("loss output `{name}` of graph @{graph} refers to a removed node")]
+    DanglingLoss {
+        /// The graph's name.
+        graph: String,
+        /// The loss output's name.
+        name: String,
+    },
     /// The loss is not a floating-point scalar.
     #[error("loss output `{name}` ({node} @{scope}) must be a floating-point scalar, got {ty}")]
     LossNotScalar {
@@ -31,9 +39,6 @@ pub enum AutodiffError {
     /// The seed is not a finite number.
     #[error("autodiff seed_scale must be finite, got {0}")]
     InvalidSeed(f64),
-    /// A `padding_idx` entry does not fit the graph.
-    #[error("autodiff padding_idx: {0}")]
-    BadPaddingIdx(String),
     /// A node's rule does not apply to it.
     #[error("cannot differentiate `{op}` node {node} @{scope}: {reason}")]
     Rule {

@@ -4,7 +4,7 @@
 //! returns a graph that computes the loss and the gradient of the loss with respect to
 //! every parameter from which it is reachable. The backward computation is made of
 //! ordinary IR ops, added through [`Graph::add`] so that every backward node is
-//! type-checked when it is built; the result passes [`tessera_ir::verify`], and every later
+//! type-checked when it is built; the result passes [`tessera_ir::verify()`], and every later
 //! pass (mixed precision, recomputation, pipelining, lowering) sees one plain graph.
 //!
 //! How it works:
@@ -17,8 +17,10 @@
 //!    indices, masks or comparisons.
 //! 3. A reverse sweep seeds `d loss = seed_scale` (the hook for static loss scaling) and,
 //!    for every node that needs a gradient, sums the gradient contributions of its users
-//!    and applies the node's rule ([`rules`]: one per op, matched exhaustively) to get
-//!    contributions for its operands. A parameter used several times gets the sum.
+//!    and applies the node's rule (module `rules`: one per op, matched exhaustively) to get
+//!    contributions for its operands. A parameter used several times gets the sum. A
+//!    `gather {padding_idx=p}` gives row `p` of its table no gradient, as torch's
+//!    `nn.Embedding(padding_idx)` does (the attribute is part of the op, so the graph says it).
 //! 4. The outputs become `loss` (the loss output, under its own name) followed by
 //!    `grad.<param name>` for every parameter that received a gradient, in parameter
 //!    creation order; dead nodes are removed (debug builds also verify the result).
@@ -64,7 +66,7 @@ pub fn backward_scope(scope: &str) -> String {
 /// Differentiates the loss output of `graph` with respect to every parameter it depends
 /// on; see the module documentation for the resulting graph's outputs.
 pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, AutodiffError> {
-    let padding = opts.check(graph)?;
+    opts.check()?;
     let loss = graph
         .output(&opts.loss)
         .map_err(|_| AutodiffError::NoLoss {
@@ -77,6 +79,12 @@ pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, Autodiff
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    if !graph.contains(loss) {
+        return Err(AutodiffError::DanglingLoss {
+            graph: graph.name.clone(),
+            name: opts.loss.clone(),
+        });
+    }
     let loss_node = graph.node(loss);
     if loss_node.ty.rank() != 0 || !loss_node.ty.dtype.is_float() {
         return Err(AutodiffError::LossNotScalar {
@@ -126,10 +134,7 @@ pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, Autodiff
             continue;
         }
         let xs = operands.get(&n).cloned().unwrap_or_default();
-        let mut site = Site::new(&g, n, xs, dy, |x| needs.contains(&x));
-        if matches!(site.op, Op::Gather) {
-            site.padding_idx = site.xs.first().and_then(|t| padding.get(t)).copied();
-        }
+        let site = Site::new(&g, n, xs, dy, |x| needs.contains(&x));
         let mut em = Emitter::new(&mut g, scope);
         let grads = rules::vjp(&mut em, &site).map_err(|e| match e {
             RuleError::Ir(source) => build_error(graph, n, source),

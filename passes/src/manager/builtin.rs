@@ -1,10 +1,12 @@
 //! The passes the pipeline strings name, as [`Pass`] wrappers of the library functions:
-//! `loss` ([`attach_vqa_loss`]), `autodiff` ([`autodiff`]) and `dce` (dead-code
+//! `loss` ([`attach_vqa_loss`]), `autodiff` ([`autodiff`], or [`autodiff_scaled`] under
+//! loss scaling), `mixed-precision` ([`mixed_precision`]) and `dce` (dead-code
 //! elimination).
 
 use super::pass::{count, Pass, PassError, PassOutput};
 use crate::autodiff::{autodiff, is_backward_scope, AutodiffOptions, GRAD_PREFIX};
 use crate::loss::{attach_vqa_loss, LOGITS};
+use crate::mixed_precision::{autodiff_scaled, mixed_precision, PrecisionConfig};
 use tessera_ir::{DType, Graph, Op, TensorType};
 
 /// Which VQA labels the `loss` pass expects, and so which loss it builds.
@@ -57,8 +59,11 @@ impl Pass for LossPass {
 /// `autodiff`: differentiates the `loss` output with respect to every parameter.
 #[derive(Debug, Clone, Default)]
 pub struct AutodiffPass {
-    /// The autodiff options (loss name, seed scale, padding rows).
+    /// The autodiff options (loss name, seed scale).
     pub options: AutodiffOptions,
+    /// Loss scaling: differentiate `loss · loss_scale`, the scale being the new f32 scalar
+    /// input `loss_scale` ([`autodiff_scaled`]); gradients come out scaled.
+    pub scaled: bool,
 }
 
 impl Pass for AutodiffPass {
@@ -67,7 +72,11 @@ impl Pass for AutodiffPass {
     }
 
     fn run(&self, graph: &Graph) -> Result<PassOutput, PassError> {
-        let out = autodiff(graph, &self.options)?;
+        let out = if self.scaled {
+            autodiff_scaled(graph, &self.options)?
+        } else {
+            autodiff(graph, &self.options)?
+        };
         let gradients = out
             .outputs()
             .iter()
@@ -108,5 +117,27 @@ impl Pass for DcePass {
             out.remove(n);
         }
         Ok(PassOutput::new(out).with_counter("dead_params", count(params)))
+    }
+}
+
+/// `mixed-precision`: fp16 where safe, fp32 where not ([`mixed_precision`]); its counters
+/// are the pass's statistics (casts inserted and folded, bytes moved to fp16, ...).
+#[derive(Debug, Clone, Default)]
+pub struct MixedPrecisionPass {
+    /// The pass's configuration.
+    pub config: PrecisionConfig,
+}
+
+impl Pass for MixedPrecisionPass {
+    fn name(&self) -> &str {
+        crate::mixed_precision::NAME
+    }
+
+    fn run(&self, graph: &Graph) -> Result<PassOutput, PassError> {
+        let (out, stats) = mixed_precision(graph, &self.config)?;
+        Ok(PassOutput {
+            graph: out,
+            counters: stats.counters(),
+        })
     }
 }

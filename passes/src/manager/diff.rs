@@ -1,61 +1,58 @@
-//! What a pass changed: nodes added and removed by node identity, and whether anything
-//! changed at all.
+//! What a pass changed: nodes added and removed, and whether anything changed at all.
 //!
-//! Passes preserve the ids of the nodes they keep ([`Graph`] ids are stable under removal,
-//! and passes start from a clone of their input). A node of the input is *kept* when the
-//! output has a node with the same id and the same op, type, scope and annotations; every
-//! other input node counts as removed and every other output node as added, so a node
-//! rewritten in place counts once in each. A kept node whose operands changed (a cast
-//! inserted in front of it) is *rewired*, not added. The graph *changed* when a node was
-//! added, removed or rewired, or the outputs or the graph's name differ. Whenever the printed
-//! text IR differs the graph changed (the converse fails only for a pass that replaces a
-//! node by an identical copy), and no printing is needed to find out.
+//! Passes may keep node ids (most start from a clone of their input) or rebuild the graph
+//! from scratch (the mixed-precision pass does), so nodes are matched by content, not by
+//! id: a node's *signature* is its op with its attributes, result type, scope and
+//! annotations (not its operands). Added = output nodes left over after matching the
+//! signatures of the input one to one; removed = input nodes left over. A node rewritten in
+//! place (new type, new scope) counts once in each; an inserted cast counts as added; a
+//! node whose only change is its operands counts in neither. The graph *changed* when its
+//! printed text IR differs, which catches rewiring, renamed outputs and renamed graphs; the
+//! texts are only compared when the counts are both zero.
 
+use std::collections::HashMap;
 use tessera_ir::{Graph, Node};
 
 /// Node-level difference between a pass's input and output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GraphDiff {
-    /// Nodes of the output that are not kept input nodes.
+    /// Output nodes with no matching input node.
     pub added: usize,
-    /// Nodes of the input that are not kept.
+    /// Input nodes with no matching output node.
     pub removed: usize,
-    /// Kept nodes whose operands changed.
-    pub rewired: usize,
-    /// True when anything differs (nodes, operands, outputs, graph name).
+    /// True when the printed text IR differs.
     pub changed: bool,
 }
 
 /// Compares `before` and `after` (see the module documentation).
 pub fn diff(before: &Graph, after: &Graph) -> GraphDiff {
-    let (mut kept, mut rewired) = (0, 0);
+    let mut balance: HashMap<String, i64> = HashMap::with_capacity(before.len());
     for id in before.node_ids() {
-        if after.contains(id) && same_node(before.node(id), after.node(id)) {
-            kept += 1;
-            if before.operands(id) != after.operands(id) {
-                rewired += 1;
-            }
-        }
+        *balance.entry(signature(before.node(id))).or_default() -= 1;
     }
-    let removed = before.len() - kept;
-    let added = after.len().saturating_sub(kept);
+    for id in after.node_ids() {
+        *balance.entry(signature(after.node(id))).or_default() += 1;
+    }
+    let sum = |positive: bool| -> usize {
+        balance
+            .values()
+            .filter(|&&v| (v > 0) == positive && v != 0)
+            .map(|v| v.unsigned_abs() as usize)
+            .sum()
+    };
+    let (added, removed) = (sum(true), sum(false));
     let changed = added > 0
         || removed > 0
-        || rewired > 0
-        || before.outputs() != after.outputs()
-        || before.name != after.name;
+        || tessera_ir::text::print(before) != tessera_ir::text::print(after);
     GraphDiff {
         added,
         removed,
-        rewired,
         changed,
     }
 }
 
-/// Node equality that treats two NaN constants as equal (`Op` compares floats with `==`).
-fn same_node(a: &Node, b: &Node) -> bool {
-    a.ty == b.ty
-        && a.scope == b.scope
-        && a.annot == b.annot
-        && (a.op == b.op || format!("{:?}", a.op) == format!("{:?}", b.op))
+/// Everything about a node but its operands. `Debug` of the op includes its attributes
+/// and prints a NaN constant the same way every time.
+fn signature(n: &Node) -> String {
+    format!("{:?}|{}|{}|{:?}", n.op, n.ty, n.scope, n.annot)
 }

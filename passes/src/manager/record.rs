@@ -22,8 +22,6 @@ pub struct PassRecord {
     pub added: usize,
     /// Nodes removed.
     pub removed: usize,
-    /// Kept nodes whose operands changed.
-    pub rewired: usize,
     /// Whether the graph changed at all.
     pub changed: bool,
     /// Pass-specific statistics.

@@ -5,10 +5,11 @@
 //! unknown name is an error that lists the known passes (and the closest name, for typos).
 //! Passes get their configuration from [`PassOptions`], shared by every pass of a pipeline.
 
-use super::builtin::{AutodiffPass, DcePass, LabelsKind, LossPass};
+use super::builtin::{AutodiffPass, DcePass, LabelsKind, LossPass, MixedPrecisionPass};
 use super::pass::Pass;
 use super::runner::PassManager;
 use crate::autodiff::AutodiffOptions;
+use crate::mixed_precision::{PrecisionConfig, NAME as MIXED_PRECISION};
 
 /// A pass the pipeline strings can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +22,10 @@ pub struct PassInfo {
 
 /// Every known pass, in the order a training pipeline uses them.
 pub const PASSES: &[PassInfo] = &[
+    PassInfo {
+        name: MIXED_PRECISION,
+        summary: "fp16 compute where safe, fp32 where not (the policy of --explain-precision)",
+    },
     PassInfo {
         name: "loss",
         summary: "attach the VQA loss to the answer logits (input `labels`, output `loss`)",
@@ -35,23 +40,45 @@ pub const PASSES: &[PassInfo] = &[
     },
 ];
 
-/// The default pipeline of `inspect`: none for the forward graph, `loss,autodiff` with
-/// `train`.
-pub fn default_pipeline(train: bool) -> Vec<&'static str> {
-    if train {
-        vec!["loss", "autodiff"]
-    } else {
-        Vec::new()
+/// The default pipeline: none for the forward graph, `loss,autodiff` for training; with
+/// `mixed` (`--precision fp16`) `mixed-precision` runs first, on the forward graph, so that
+/// the loss (f32 by policy) reads its fp16 logits through a cast and the backward follows
+/// the forward's types (the order the mixed-precision pass documents).
+pub fn default_pipeline(train: bool, mixed: bool) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if mixed {
+        names.push(MIXED_PRECISION);
     }
+    if train {
+        names.extend(["loss", "autodiff"]);
+    }
+    names
 }
 
 /// The configuration every pass of a pipeline is built from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PassOptions {
     /// Labels form of the `loss` pass.
     pub labels: LabelsKind,
     /// Options of the `autodiff` pass.
     pub autodiff: AutodiffOptions,
+    /// `autodiff` differentiates the loss scaled by the `loss_scale` input (loss scaling).
+    pub scaled_loss: bool,
+    /// Configuration of the `mixed-precision` pass.
+    pub precision: PrecisionConfig,
+}
+
+impl Default for PassOptions {
+    /// Soft labels, default autodiff without loss scaling, and
+    /// [`PrecisionConfig::plain_fp16`] for a `mixed-precision` pass named explicitly.
+    fn default() -> Self {
+        PassOptions {
+            labels: LabelsKind::default(),
+            autodiff: AutodiffOptions::default(),
+            scaled_loss: false,
+            precision: PrecisionConfig::plain_fp16(),
+        }
+    }
 }
 
 /// A malformed pipeline string.
@@ -130,6 +157,10 @@ pub fn create_pass(name: &str, opts: &PassOptions) -> Result<Box<dyn Pass>, Pipe
         }),
         "autodiff" => Box::new(AutodiffPass {
             options: opts.autodiff.clone(),
+            scaled: opts.scaled_loss,
+        }),
+        MIXED_PRECISION => Box::new(MixedPrecisionPass {
+            config: opts.precision.clone(),
         }),
         "dce" => Box::new(DcePass),
         other => {

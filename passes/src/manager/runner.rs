@@ -179,7 +179,6 @@ fn run_one(
         nodes_after: out.graph.len(),
         added: d.added,
         removed: d.removed,
-        rewired: d.rewired,
         changed: d.changed,
         counters: out.counters,
     };

@@ -103,9 +103,16 @@ impl Embedding {
         }
     }
 
-    /// Rows of the table selected by the i64 `ids`.
+    /// Rows of the table selected by the i64 `ids`. LXMERT creates all three of its tables
+    /// with `padding_idx=0` (`LxmertEmbeddings.__init__`): row 0 never gets a gradient.
     pub fn forward(&self, cx: &mut Ctx, ids: NodeId) -> Result<NodeId, BuildError> {
         let table = cx.param(self.weight, &self.path)?;
-        cx.op(Op::Gather, &[table, ids], &self.path)
+        cx.op(
+            Op::Gather {
+                padding_idx: Some(0),
+            },
+            &[table, ids],
+            &self.path,
+        )
     }
 }

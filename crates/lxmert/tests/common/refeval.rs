@@ -154,7 +154,7 @@ fn eval_node(g: &Graph, id: NodeId, args: &[&Val], feeds: &Feeds) -> Val {
             transpose_b,
             ..
         } => return matmul(args[0], args[1], *transpose_a, *transpose_b, &shape),
-        Op::Gather => {
+        Op::Gather { .. } => {
             let (table, idx) = (args[0], args[1]);
             let row: usize = table.shape[1..].iter().product();
             idx.data

@@ -33,7 +33,7 @@ fn make_op(kind: u8, c: u32, b: u32, tx: &TensorType) -> Op {
             transpose_b: c & 1 == 0,
             half_partials: c & 4 == 4,
         },
-        5 => Op::Gather,
+        5 => Op::Gather { padding_idx: None },
         6 => Op::ScatterAdd {
             rows: 1 + c as usize % 5,
         },
@@ -126,7 +126,7 @@ fn build(inputs: &[(u8, Vec<usize>)], instrs: &[(u8, u32, u32, u32, u8)]) -> Gra
         let operands: Vec<NodeId> = match &op {
             Op::Full { .. } | Op::Iota { .. } => vec![],
             Op::Binary(_) | Op::Compare(_) | Op::MatMul { .. } => vec![x, y],
-            Op::Gather => {
+            Op::Gather { .. } => {
                 let ids = pick_where(&g, &nodes, b, |t| t.dtype == DType::I64);
                 vec![x, ids.unwrap_or(y)]
             }

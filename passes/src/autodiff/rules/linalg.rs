@@ -16,7 +16,7 @@
 
 use super::{Grads, RuleError, Site};
 use crate::emit::Emitter;
-use tessera_ir::{CmpOp, DType, NodeId, Op};
+use tessera_ir::{CmpOp, DType, NodeId, Op, TensorType};
 
 /// Rule of `matmul`.
 pub(super) fn matmul(
@@ -87,8 +87,14 @@ fn folded_weight_grad(
     Ok(e.op(op, &[x, y])?)
 }
 
-/// Rule of `gather(table, indices)`: `dtable = scatter_add(indices, dy)`.
-pub(super) fn gather(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError> {
+/// Rule of `gather(table, indices)`: `dtable = scatter_add(indices, dy)`, with row
+/// `padding_idx` (if any) zeroed: `select(iota == padding_idx, 0, dtable)`, as PyTorch's
+/// `nn.Embedding(padding_idx=...)` never updates that row.
+pub(super) fn gather(
+    e: &mut Emitter,
+    s: &Site,
+    padding_idx: Option<usize>,
+) -> Result<Grads, RuleError> {
     if !s.wants(0) {
         return Ok(s.none());
     }
@@ -98,28 +104,23 @@ pub(super) fn gather(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError> {
         .first()
         .copied()
         .ok_or_else(|| RuleError::Unsupported("gather table of rank 0".into()))?;
-    let idx = s.x(1)?;
-    let dy = match s.padding_idx {
-        Some(row) => skip_padding(e, s, idx, row)?,
-        None => s.dy,
+    let d = e.op(Op::ScatterAdd { rows }, &[s.x(1)?, s.dy])?;
+    let Some(p) = padding_idx else {
+        return Ok(vec![Some(d), None]);
     };
-    let d = e.op(Op::ScatterAdd { rows }, &[idx, dy])?;
+    let rows_ty = TensorType::new(DType::I64, vec![rows, 1]);
+    let row = e.op(
+        Op::Iota {
+            axis: 0,
+            ty: rows_ty,
+        },
+        &[],
+    )?;
+    let pad = e.scalar(p as f64, DType::I64)?;
+    let is_pad = e.op(Op::Compare(CmpOp::Eq), &[row, pad])?;
+    let zero = e.scalar_like(0.0, d)?;
+    let d = e.op(Op::Select, &[is_pad, zero, d])?;
     Ok(vec![Some(d), None])
-}
-
-/// `dy` with zeros at the positions whose index is the padding row `row`.
-fn skip_padding(e: &mut Emitter, s: &Site, idx: NodeId, row: usize) -> Result<NodeId, RuleError> {
-    let idx_shape = s.x_ty(1)?.shape.clone();
-    let row = i64::try_from(row)
-        .map_err(|_| RuleError::Unsupported(format!("padding row {row} exceeds i64")))?;
-    let pad = e.scalar(row as f64, DType::I64)?;
-    let is_pad = e.cmp(CmpOp::Eq, idx, pad)?;
-    // [I...] -> [I..., 1, ...] to broadcast against dy [I..., D...].
-    let mut shape = idx_shape;
-    shape.resize(s.y_ty.rank(), 1);
-    let is_pad = e.reshape(is_pad, &shape)?;
-    let zero = e.scalar_like(0.0, s.dy)?;
-    Ok(e.select(is_pad, zero, s.dy)?)
 }
 
 /// Rule of `scatter_add(indices, updates)`: `dupdates = gather(dy, indices)`.
@@ -127,6 +128,6 @@ pub(super) fn scatter_add(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError>
     if !s.wants(1) {
         return Ok(s.none());
     }
-    let d = e.op(Op::Gather, &[s.dy, s.x(0)?])?;
+    let d = e.op(Op::Gather { padding_idx: None }, &[s.dy, s.x(0)?])?;
     Ok(vec![None, Some(d)])
 }

@@ -55,9 +55,6 @@ pub(super) struct Site {
     pub wants: Vec<bool>,
     /// The gradient of the loss with respect to `y` (type `y_ty`).
     pub dy: NodeId,
-    /// For `gather` from a table with a padding row (torch's `padding_idx`): that row,
-    /// which gets no gradient.
-    pub padding_idx: Option<usize>,
 }
 
 impl Site {
@@ -79,7 +76,6 @@ impl Site {
             wants: xs.iter().map(|&x| wants(x)).collect(),
             xs,
             dy,
-            padding_idx: None,
         }
     }
 
@@ -122,7 +118,7 @@ pub(super) fn vjp(e: &mut Emitter, s: &Site) -> Result<Grads, RuleError> {
             transpose_b,
             half_partials,
         } => linalg::matmul(e, s, *transpose_a, *transpose_b, *half_partials),
-        Op::Gather => linalg::gather(e, s),
+        Op::Gather { padding_idx } => linalg::gather(e, s, *padding_idx),
         Op::ScatterAdd { .. } => linalg::scatter_add(e, s),
         Op::Softmax => reduce::softmax(e, s),
         Op::LayerNorm { eps } => reduce::layer_norm(e, s, *eps),

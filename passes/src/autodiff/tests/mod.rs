@@ -180,7 +180,9 @@ fn integer_params_get_no_gradient() {
     let table = g
         .param("emb.weight", TensorType::new(DType::F32, vec![4, 3]))
         .unwrap();
-    let e = g.add(Op::Gather, &[table, ids], "emb").unwrap();
+    let e = g
+        .add(Op::Gather { padding_idx: None }, &[table, ids], "emb")
+        .unwrap();
     let loss = sum_all(&mut g, e);
     g.set_output("loss", loss).unwrap();
     let ad = autodiff(&g, &AutodiffOptions::default()).unwrap();
@@ -322,4 +324,32 @@ fn fp16_graphs_get_fp16_gradients_close_to_fp32() {
         let err = out16[&key].rel_max_err(&out32[&key]).unwrap();
         assert!(err < 2e-2, "{key}: f16 vs f32 relative error {err}");
     }
+}
+
+#[test]
+fn linear_tanh_before_and_after() {
+    // loss = Σ tanh(x · Wᵀ + b): the printed backward of a linear layer, for review.
+    let mut g = Graph::new("linear");
+    let x = g
+        .input("x", TensorType::new(DType::F32, vec![2, 3, 4]))
+        .unwrap();
+    let w = g
+        .param("dense.weight", TensorType::new(DType::F32, vec![5, 4]))
+        .unwrap();
+    let b = g
+        .param("dense.bias", TensorType::new(DType::F32, vec![5]))
+        .unwrap();
+    let mm = Op::MatMul {
+        transpose_a: false,
+        transpose_b: true,
+        half_partials: false,
+    };
+    let y = g.add(mm, &[x, w], "dense").unwrap();
+    let y = g.add(Op::Binary(BinaryOp::Add), &[y, b], "dense").unwrap();
+    let y = g.add(Op::Unary(UnaryOp::Tanh), &[y], "act").unwrap();
+    let loss = sum_all(&mut g, y);
+    g.set_output("loss", loss).unwrap();
+    let before = tessera_ir::text::print(&g);
+    let after = tessera_ir::text::print(&autodiff(&g, &AutodiffOptions::default()).unwrap());
+    insta::assert_snapshot!("linear_tanh", format!("{before}\n{after}"));
 }

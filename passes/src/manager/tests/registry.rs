@@ -41,7 +41,10 @@ fn unknown_names_list_the_known_passes_and_suggest() {
     }
     let e = parse_pipeline("frobnicate").unwrap_err().to_string();
     assert!(!e.contains("did you mean"), "{e}");
-    assert!(e.contains("(known passes: loss, autodiff"), "{e}");
+    assert!(
+        e.contains("(known passes: mixed-precision, loss, autodiff, dce)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -58,6 +61,11 @@ fn every_listed_pass_can_be_built_under_its_name() {
 
 #[test]
 fn default_pipelines() {
-    assert!(default_pipeline(false).is_empty());
-    assert_eq!(default_pipeline(true), ["loss", "autodiff"]);
+    assert!(default_pipeline(false, false).is_empty());
+    assert_eq!(default_pipeline(true, false), ["loss", "autodiff"]);
+    assert_eq!(default_pipeline(false, true), ["mixed-precision"]);
+    assert_eq!(
+        default_pipeline(true, true),
+        ["mixed-precision", "loss", "autodiff"]
+    );
 }

@@ -12,7 +12,6 @@ fn record(seconds: f64, added: usize, removed: usize, changed: bool) -> PassReco
         nodes_after: 10 + added - removed,
         added,
         removed,
-        rewired: 0,
         changed,
         counters: [("gradients".to_string(), 4)].into_iter().collect(),
     }
