@@ -82,7 +82,8 @@ pub struct InspectArgs {
     /// Print the IR after a pass only when it changed the graph (alone: after every such pass).
     #[arg(long)]
     print_changed: bool,
-    /// Write 00-input.tir, one NN-<pass>.tir per pass and passes.json (timings, statistics) into DIR.
+    /// Write 00-input.tir, one NN-<pass>.tir per pass and passes.json (timings, statistics) into DIR
+    /// (replacing the NN-*.tir and passes.json of an earlier run there).
     #[arg(long, value_name = "DIR")]
     dump_dir: Option<PathBuf>,
     /// Stop the pipeline after this pass.

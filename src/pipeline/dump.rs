@@ -192,4 +192,79 @@ mod tests {
         DumpDir::create(&sub, "dce").unwrap();
         assert!(sub.is_dir());
     }
+
+    fn record(index: usize, name: &str) -> PassRecord {
+        PassRecord {
+            index,
+            name: name.into(),
+            seconds: 0.5,
+            verify_seconds: 0.25,
+            nodes_before: 1,
+            nodes_after: 1,
+            added: 0,
+            removed: 0,
+            changed: false,
+            counters: [("k".to_string(), 3)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn writes_every_file_and_records_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Graph::new("g");
+        let x = g
+            .input("x", tessera_ir::TensorType::scalar(tessera_ir::DType::F32))
+            .unwrap();
+        g.set_output("y", x).unwrap();
+        let mut d = DumpDir::create(dir.path(), "a,b").unwrap();
+        d.pipeline_start(&g).unwrap();
+        assert_eq!(
+            d.last_file(),
+            Some(dir.path().join("00-input.tir").as_path())
+        );
+        d.after_pass(&record(1, "a"), &g).unwrap();
+        let failure = PassFailure {
+            index: 2,
+            name: "b".into(),
+            seconds: 0.125,
+            nodes_before: 1,
+            kind: tessera_passes::manager::FailureKind::InvalidGraph,
+            error: "%0: bad".into(),
+        };
+        d.pass_failed(&failure, &g, Some(&g)).unwrap();
+        // The IR before the failing pass is the last file written before the failure.
+        assert_eq!(d.last_file(), Some(dir.path().join("01-a.tir").as_path()));
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "00-input.tir",
+                "01-a.tir",
+                "02-b.invalid.tir",
+                "passes.json"
+            ]
+        );
+        let text = std::fs::read_to_string(dir.path().join("01-a.tir")).unwrap();
+        assert_eq!(
+            text,
+            "// IR after pass #1 `a` of pipeline `a,b`\ngraph @g(%x: f32[]) {\n  return %y: %x\n}\n"
+        );
+        tessera_ir::text::parse(&text).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("passes.json")).unwrap())
+                .unwrap();
+        let expected = serde_json::json!([
+            {"status": "ok", "index": 1, "name": "a", "seconds": 0.5, "verify_seconds": 0.25,
+             "nodes_before": 1, "nodes_after": 1, "added": 0, "removed": 0, "changed": false,
+             "counters": {"k": 3}},
+            {"status": "failed", "index": 2, "name": "b", "seconds": 0.125, "nodes_before": 1,
+             "kind": "invalid-graph", "error": "%0: bad"}
+        ]);
+        assert_eq!(json, expected);
+        assert_eq!(d.entries().len(), 2);
+    }
 }

@@ -1,12 +1,12 @@
 //! The passes the pipeline strings name, as [`Pass`] wrappers of the library functions:
 //! `loss` ([`attach_vqa_loss`]), `autodiff` ([`autodiff`], or [`autodiff_scaled`] under
-//! loss scaling), `mixed-precision` ([`mixed_precision`]) and `dce` (dead-code
-//! elimination).
+//! loss scaling), `mixed-precision` ([`mixed_precision`]), `fold-casts` ([`fold_casts`])
+//! and `dce` (dead-code elimination).
 
 use super::pass::{count, Pass, PassError, PassOutput};
 use crate::autodiff::{autodiff, is_backward_scope, AutodiffOptions, GRAD_PREFIX};
 use crate::loss::{attach_vqa_loss, LOGITS};
-use crate::mixed_precision::{autodiff_scaled, mixed_precision, PrecisionConfig};
+use crate::mixed_precision::{autodiff_scaled, fold_casts, mixed_precision, PrecisionConfig};
 use tessera_ir::{DType, Graph, Op, TensorType};
 
 /// Which VQA labels the `loss` pass expects, and so which loss it builds.
@@ -139,5 +139,24 @@ impl Pass for MixedPrecisionPass {
             graph: out,
             counters: stats.counters(),
         })
+    }
+}
+
+/// `fold-casts`: removes redundant casts (to the type a value already has, and
+/// `cast(cast(x))` through an exact widening), exactly as the mixed-precision pass folds
+/// its own ([`fold_casts`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FoldCastsPass;
+
+impl Pass for FoldCastsPass {
+    fn name(&self) -> &str {
+        "fold-casts"
+    }
+
+    fn run(&self, graph: &Graph) -> Result<PassOutput, PassError> {
+        let mut out = graph.clone();
+        let folded = fold_casts(&mut out);
+        Ok(PassOutput::new(out)
+            .with_counter("casts_folded", i64::try_from(folded).unwrap_or(i64::MAX)))
     }
 }

@@ -31,7 +31,7 @@ mod runner;
 #[cfg(test)]
 mod tests;
 
-pub use builtin::{AutodiffPass, DcePass, LabelsKind, LossPass, MixedPrecisionPass};
+pub use builtin::{AutodiffPass, DcePass, FoldCastsPass, LabelsKind, LossPass, MixedPrecisionPass};
 pub use diff::{diff, GraphDiff};
 pub use error::PipelineError;
 pub use instrument::{Both, EntryLog, HookError, Instrumentation, NoInstrumentation};

@@ -5,7 +5,9 @@
 //! unknown name is an error that lists the known passes (and the closest name, for typos).
 //! Passes get their configuration from [`PassOptions`], shared by every pass of a pipeline.
 
-use super::builtin::{AutodiffPass, DcePass, LabelsKind, LossPass, MixedPrecisionPass};
+use super::builtin::{
+    AutodiffPass, DcePass, FoldCastsPass, LabelsKind, LossPass, MixedPrecisionPass,
+};
 use super::pass::Pass;
 use super::runner::PassManager;
 use crate::autodiff::AutodiffOptions;
@@ -33,6 +35,10 @@ pub const PASSES: &[PassInfo] = &[
     PassInfo {
         name: "autodiff",
         summary: "reverse-mode gradients of `loss` w.r.t. every parameter (outputs `grad.<param>`)",
+    },
+    PassInfo {
+        name: "fold-casts",
+        summary: "fold redundant casts (to the same type, cast(cast(x)) through an exact widening)",
     },
     PassInfo {
         name: "dce",
@@ -162,6 +168,7 @@ pub fn create_pass(name: &str, opts: &PassOptions) -> Result<Box<dyn Pass>, Pipe
         MIXED_PRECISION => Box::new(MixedPrecisionPass {
             config: opts.precision.clone(),
         }),
+        "fold-casts" => Box::new(FoldCastsPass),
         "dce" => Box::new(DcePass),
         other => {
             check_name(other)?;

@@ -126,3 +126,31 @@ fn dce_removes_dead_nodes_but_keeps_inputs() {
     let again = run(&["dce"], &PassOptions::default(), out.graph).unwrap();
     assert!(!again.records[0].changed);
 }
+
+#[test]
+fn fold_casts_removes_the_redundant_casts_only() {
+    let mut g = Graph::new("casts");
+    let x = g.input("x", TensorType::new(DType::F16, vec![2])).unwrap();
+    let y = g.input("y", TensorType::new(DType::F32, vec![2])).unwrap();
+    let cast = |g: &mut Graph, v, to| g.add(Op::Cast { to }, &[v], "c").unwrap();
+    let same = cast(&mut g, x, DType::F16); // to its own type: folded
+    let wide = cast(&mut g, same, DType::F32); // exact widening of x: kept (feeds `wide`)
+    let back = cast(&mut g, wide, DType::F16); // f16 -> f32 -> f16: folded to x
+    let narrow = cast(&mut g, y, DType::F16); // rounds: kept
+    let lossy = cast(&mut g, narrow, DType::F32); // f32 -> f16 -> f32: kept
+    g.set_output("back", back).unwrap();
+    g.set_output("wide", wide).unwrap();
+    g.set_output("lossy", lossy).unwrap();
+    let out = run(&["fold-casts"], &PassOptions::default(), g).unwrap();
+    let r = &out.records[0];
+    assert_eq!(r.counters["casts_folded"], 2);
+    // `same` and `back` go; x, y, wide (now reading x), narrow and lossy stay.
+    assert_eq!(
+        (r.nodes_before, r.nodes_after, r.removed, r.added),
+        (7, 5, 2, 0)
+    );
+    let g = &out.graph;
+    assert_eq!(g.output("back").unwrap(), x);
+    assert_eq!(g.operands(g.output("wide").unwrap()), [x]);
+    assert_eq!(g.operands(g.output("lossy").unwrap()), [narrow]);
+}
