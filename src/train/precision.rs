@@ -41,25 +41,23 @@ pub fn mixed_gradient_graph(
     Ok((graph, stats))
 }
 
-/// `params` restricted to the parameters of `graph`, floating-point values cast to their
-/// parameter's floating-point type (f16 weights under `master_weights = f16`). Missing
-/// parameters and values of a non-float type are left for the evaluator to report.
+/// `params` with the values of `graph`'s parameters cast to their floating-point type (f16
+/// weights under `master_weights = f16`); other values (parameters the graph does not use,
+/// such as those autodiff drops because the loss does not depend on them) are kept as
+/// they are, and missing or non-float values are left for the evaluator to report.
 pub fn params_for_graph(
     graph: &Graph,
     params: &HashMap<String, Tensor>,
 ) -> HashMap<String, Tensor> {
-    let mut out = HashMap::with_capacity(params.len());
+    let mut out = params.clone();
     for p in graph.params() {
         let Op::Param { name, ty } = &graph.node(p).op else {
             continue;
         };
-        if let Some(t) = params.get(name) {
-            let t = if t.dtype().is_float() && ty.dtype.is_float() {
-                t.cast(ty.dtype)
-            } else {
-                t.clone()
-            };
-            out.insert(name.clone(), t);
+        if let Some(t) = out.get_mut(name) {
+            if t.dtype().is_float() && ty.dtype.is_float() && t.dtype() != ty.dtype {
+                *t = t.cast(ty.dtype);
+            }
         }
     }
     out

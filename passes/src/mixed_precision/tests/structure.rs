@@ -219,3 +219,17 @@ fn config_validation_and_serde() {
     );
     assert!(serde_json::from_str::<PrecisionConfig>(r#"{"half_partial": true}"#).is_err());
 }
+
+#[test]
+fn running_the_pass_twice_changes_nothing() {
+    for cfg in [PrecisionConfig::plain_fp16(), PrecisionConfig::seed_run()] {
+        let (once, _) = mixed_precision(&fragment(), &cfg).unwrap();
+        let (twice, stats) = mixed_precision(&once, &cfg).unwrap();
+        assert_eq!(
+            tessera_ir::text::print(&once),
+            tessera_ir::text::print(&twice)
+        );
+        assert_eq!(stats.casts_inserted, 0, "{stats:?}");
+        assert_eq!(stats.params_in_fp16, 0, "{stats:?}");
+    }
+}
