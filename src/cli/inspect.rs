@@ -71,6 +71,7 @@ pub struct InspectArgs {
     #[arg(long, value_enum, default_value_t = Labels::Soft)]
     labels: Labels,
     /// The passes to run, comma-separated (e.g. `loss,autodiff`; "" for none); overrides the default pipeline.
+    /// Passes: mixed-precision, loss, autodiff, fold-casts, dce.
     #[arg(long, value_name = "LIST")]
     passes: Option<String>,
     /// Print the IR after these passes (`all` or NAME[,NAME]), each under a banner.

@@ -201,12 +201,26 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = Vec::with_capacity(b.len() + 1);
         cur.push(i + 1);
-        for (j, &cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            let best = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-            cur.push(best);
+        for (&cb, w) in b.iter().zip(prev.windows(2)) {
+            let &[diag, up] = w else { continue };
+            let left = cur.last().copied().unwrap_or(i + 1);
+            cur.push((diag + usize::from(ca != cb)).min(up + 1).min(left + 1));
         }
         prev = cur;
     }
-    prev[b.len()]
+    prev.last().copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn levenshtein() {
+        assert_eq!(edit_distance("autodif", "autodiff"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "dce"), 3);
+        assert_eq!(edit_distance("loss", ""), 4);
+        assert_eq!(edit_distance("dce", "dce"), 0);
+    }
 }
