@@ -9,5 +9,6 @@
 pub mod data;
 pub mod feeds;
 pub mod model;
+pub mod pipeline;
 pub mod summary;
 pub mod train;
