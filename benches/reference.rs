@@ -72,6 +72,7 @@ fn tiny_train_step(c: &mut Criterion) {
         beta2: 0.999,
         eps: 1e-8,
         max_grad_norm: None,
+        precision: None,
     };
     let mut trainer =
         tessera::train::Trainer::new(&forward, &inputs["labels"].ty(), params, cfg).unwrap();
