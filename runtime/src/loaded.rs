@@ -23,7 +23,7 @@ pub(crate) struct DstGroup {
 /// The precomputed schedule of one superstep.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StepPlan {
-    /// `(flat tile, index into compute)`, sorted by flat tile.
+    /// `(flat tile, index into compute)` of the tiles with vertices, sorted by flat tile.
     pub compute: Vec<(usize, usize)>,
     /// Exchange groups sorted by destination tile.
     pub groups: Vec<DstGroup>,
@@ -122,7 +122,8 @@ fn plan_step(p: &TileProgram, s: usize, step: &Superstep) -> Result<StepPlan, Pr
             vertices += 1;
             flops += v.flops();
         }
-        compute.push((flat(p, tc.tile), ci));
+        // Tiles with nothing to run get no task (but still count for the duplicate check).
+        compute.push((flat(p, tc.tile), ci, !tc.vertices.is_empty()));
     }
     compute.sort_unstable();
     if let Some(w) = compute
@@ -131,10 +132,15 @@ fn plan_step(p: &TileProgram, s: usize, step: &Superstep) -> Result<StepPlan, Pr
     {
         let tile = w
             .first()
-            .and_then(|(_, ci)| step.compute.get(*ci))
+            .and_then(|(_, ci, _)| step.compute.get(*ci))
             .map_or(TileRef::new(0, 0), |tc| tc.tile);
         return Err(at(tile, Site::Compute)(Problem::DuplicateTile));
     }
+    let compute = compute
+        .into_iter()
+        .filter(|c| c.2)
+        .map(|(t, ci, _)| (t, ci))
+        .collect();
 
     let mut by_dst: Vec<(usize, usize)> = Vec::with_capacity(step.exchange.len());
     let (mut bytes, mut inter) = (0u64, 0u64);

@@ -80,7 +80,7 @@ fn operand(
 ) -> Result<(), Problem> {
     check_in_tile(what, region, bytes_per_tile)?;
     let align = elem.size();
-    if region.offset % align != 0 || region.len % align != 0 {
+    if !region.offset.is_multiple_of(align) || !region.len.is_multiple_of(align) {
         return Err(Problem::Misaligned {
             what,
             region,
