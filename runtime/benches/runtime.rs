@@ -9,18 +9,19 @@ use tessera_runtime::*;
 const TILES: u32 = 1472;
 const BYTES: u32 = 638_976;
 
-fn empty_supersteps(steps: usize, with_sets: bool) -> LoadedProgram {
+/// `steps` supersteps over 1472 tiles; each tile gets `vertices` (possibly an empty list) or,
+/// with `None`, no compute set at all.
+fn empty_supersteps(steps: usize, vertices: Option<Vec<Vertex>>) -> LoadedProgram {
     let mut p = TileProgram::new(1, TILES, BYTES);
     let step = Superstep {
-        compute: if with_sets {
-            (0..TILES)
+        compute: match vertices {
+            Some(v) => (0..TILES)
                 .map(|t| TileCompute {
                     tile: TileRef::new(0, t),
-                    vertices: vec![],
+                    vertices: v.clone(),
                 })
-                .collect()
-        } else {
-            vec![]
+                .collect(),
+            None => vec![],
         },
         ..Superstep::default()
     };
@@ -33,11 +34,18 @@ fn bench_empty(c: &mut Criterion) {
     let steps = 100;
     let mut g = c.benchmark_group("empty_superstep_1472_tiles");
     g.throughput(Throughput::Elements(steps as u64));
-    for (name, sets) in [
-        ("no_compute_sets", false),
-        ("empty_compute_set_per_tile", true),
-    ] {
-        let prog = empty_supersteps(steps, sets);
+    let tiny = vec![Vertex::Fill {
+        elem: Elem::F32,
+        dst: Region::new(0, 4),
+        value: 1.0,
+    }];
+    let cases = [
+        ("no_compute_sets", None),
+        ("empty_compute_set_per_tile", Some(vec![])),
+        ("one_4_byte_fill_per_tile", Some(tiny)),
+    ];
+    for (name, sets) in cases {
+        let prog = empty_supersteps(steps, sets.clone());
         let mut m = Machine::for_program(&prog);
         g.bench_function(name, |b| {
             b.iter(|| {
