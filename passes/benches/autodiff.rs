@@ -22,8 +22,12 @@ fn add(g: &mut Graph, op: Op, xs: &[NodeId], scope: &str) -> NodeId {
 }
 
 fn linear(g: &mut Graph, x: NodeId, i: usize, o: usize, scope: &str) -> NodeId {
-    let w = g.param(&format!("{scope}.weight"), f32t(&[o, i])).expect("param");
-    let b = g.param(&format!("{scope}.bias"), f32t(&[o])).expect("param");
+    let w = g
+        .param(&format!("{scope}.weight"), f32t(&[o, i]))
+        .expect("param");
+    let b = g
+        .param(&format!("{scope}.bias"), f32t(&[o]))
+        .expect("param");
     let mm = Op::MatMul {
         transpose_a: false,
         transpose_b: true,
@@ -34,14 +38,32 @@ fn linear(g: &mut Graph, x: NodeId, i: usize, o: usize, scope: &str) -> NodeId {
 }
 
 fn layer_norm(g: &mut Graph, x: NodeId, scope: &str) -> NodeId {
-    let gamma = g.param(&format!("{scope}.weight"), f32t(&[H])).expect("param");
-    let beta = g.param(&format!("{scope}.bias"), f32t(&[H])).expect("param");
+    let gamma = g
+        .param(&format!("{scope}.weight"), f32t(&[H]))
+        .expect("param");
+    let beta = g
+        .param(&format!("{scope}.bias"), f32t(&[H]))
+        .expect("param");
     add(g, Op::LayerNorm { eps: 1e-12 }, &[x, gamma, beta], scope)
 }
 
 fn heads(g: &mut Graph, x: NodeId, scope: &str) -> NodeId {
-    let r = add(g, Op::Reshape { shape: vec![B, S, HEADS, H / HEADS] }, &[x], scope);
-    add(g, Op::Transpose { perm: vec![0, 2, 1, 3] }, &[r], scope)
+    let r = add(
+        g,
+        Op::Reshape {
+            shape: vec![B, S, HEADS, H / HEADS],
+        },
+        &[x],
+        scope,
+    );
+    add(
+        g,
+        Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        },
+        &[r],
+        scope,
+    )
 }
 
 fn layer(g: &mut Graph, x: NodeId, mask: NodeId, scope: &str) -> NodeId {
@@ -56,7 +78,15 @@ fn layer(g: &mut Graph, x: NodeId, mask: NodeId, scope: &str) -> NodeId {
         half_partials: false,
     };
     let s = add(g, qk, &[q, k], &att);
-    let scale = add(g, Op::Full { value: 0.5, ty: f32t(&[]) }, &[], &att);
+    let scale = add(
+        g,
+        Op::Full {
+            value: 0.5,
+            ty: f32t(&[]),
+        },
+        &[],
+        &att,
+    );
     let s = add(g, Op::Binary(BinaryOp::Mul), &[s, scale], &att);
     let s = add(g, Op::Binary(BinaryOp::Add), &[s, mask], &att);
     let p = add(g, Op::Softmax, &[s], &att);
@@ -66,8 +96,22 @@ fn layer(g: &mut Graph, x: NodeId, mask: NodeId, scope: &str) -> NodeId {
         half_partials: false,
     };
     let c = add(g, pv, &[p, v], &att);
-    let c = add(g, Op::Transpose { perm: vec![0, 2, 1, 3] }, &[c], &att);
-    let c = add(g, Op::Reshape { shape: vec![B, S, H] }, &[c], &att);
+    let c = add(
+        g,
+        Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        },
+        &[c],
+        &att,
+    );
+    let c = add(
+        g,
+        Op::Reshape {
+            shape: vec![B, S, H],
+        },
+        &[c],
+        &att,
+    );
     let o = linear(g, c, H, H, &format!("{scope}.attention.output.dense"));
     let o = add(g, Op::Binary(BinaryOp::Add), &[o, x], scope);
     let o = layer_norm(g, o, &format!("{scope}.attention.output.LayerNorm"));

@@ -1,4 +1,5 @@
-//! Graph-to-graph passes of Tessera that make a forward model trainable.
+//! Graph-to-graph passes of Tessera that make a forward model trainable and place it on
+//! a multi-chip machine.
 //!
 //! - [`autodiff`]: reverse-mode differentiation of a scalar loss with respect to every
 //!   parameter, emitted as ordinary IR nodes (scoped `<forward scope>.backward`).
@@ -6,15 +7,26 @@
 //!   LXMERT, hard-label cross-entropy as transformers defines it) attached to a forward graph.
 //! - [`optim`]: one AdamW optimizer step with transformers' linear warmup schedule, gradient
 //!   accumulation and global-norm clipping, as a graph of its own.
+//! - [`layers`]: the layers, units and phases recomputation and placement work on.
+//! - [`recompute`]: recomputation of forward values in the backward pass under a
+//!   checkpoint policy (none, per layer, per pipeline stage, or automatic under a budget).
 //!
 //! Every pass returns a new graph that passes [`tessera_ir::verify`]; errors are typed and
 //! name the node, output or configuration field they are about.
 
 pub mod autodiff;
 mod emit;
+pub mod layers;
 pub mod loss;
 pub mod optim;
+pub mod recompute;
 
 pub use autodiff::{autodiff, is_backward_scope, AutodiffError, AutodiffOptions};
+pub use layers::{Granularity, LayerRule, Units};
 pub use loss::{attach_vqa_loss, LossError};
 pub use optim::{build_optimizer_graph, trainer_optim_params, AdamWConfig, OptimError, OptimParam};
+pub use recompute::{
+    recompute, Budget, RecomputeConfig, RecomputeError, RecomputeMode, RecomputeStats,
+};
+#[cfg(test)]
+pub(crate) mod testing;

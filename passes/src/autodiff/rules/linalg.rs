@@ -107,7 +107,13 @@ pub(super) fn gather(
         return Ok(vec![Some(d), None]);
     };
     let rows_ty = TensorType::new(DType::I64, vec![rows, 1]);
-    let row = e.op(Op::Iota { axis: 0, ty: rows_ty }, &[])?;
+    let row = e.op(
+        Op::Iota {
+            axis: 0,
+            ty: rows_ty,
+        },
+        &[],
+    )?;
     let pad = e.scalar(p as f64, DType::I64)?;
     let is_pad = e.op(Op::Compare(CmpOp::Eq), &[row, pad])?;
     let zero = e.scalar_like(0.0, d)?;

@@ -180,7 +180,9 @@ fn integer_params_get_no_gradient() {
     let table = g
         .param("emb.weight", TensorType::new(DType::F32, vec![4, 3]))
         .unwrap();
-    let e = g.add(Op::Gather { padding_idx: None }, &[table, ids], "emb").unwrap();
+    let e = g
+        .add(Op::Gather { padding_idx: None }, &[table, ids], "emb")
+        .unwrap();
     let loss = sum_all(&mut g, e);
     g.set_output("loss", loss).unwrap();
     let ad = autodiff(&g, &AutodiffOptions::default()).unwrap();
