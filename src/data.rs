@@ -42,7 +42,7 @@ pub enum DataSource {
         /// Sample shapes.
         shape: SyntheticShape,
         /// Random state.
-        rng: ChaCha8Rng,
+        rng: Box<ChaCha8Rng>,
     },
 }
 
@@ -52,7 +52,7 @@ impl DataSource {
         DataSource::Synthetic {
             config: Box::new(config.clone()),
             shape,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
         }
     }
 
@@ -97,7 +97,7 @@ impl DataSource {
                     .collect()
             }
             DataSource::Synthetic { config, shape, rng } => {
-                Ok(synthetic_batch(config, *shape, batch, rng))
+                Ok(synthetic_batch(config, *shape, batch, rng.as_mut()))
             }
         }
     }
@@ -174,16 +174,27 @@ fn synthetic_batch(
             labels[b * c + (answer + 1) % c] = 0.3;
         }
     }
-    let t = |shape: Vec<usize>, data: TensorData| Tensor::new(shape, data).expect("sizes computed above");
+    let t = |shape: Vec<usize>, data: TensorData| {
+        Tensor::new(shape, data).expect("sizes computed above")
+    };
     let mut out = BTreeMap::new();
     out.insert("input_ids".into(), t(vec![batch, s], TensorData::I64(ids)));
-    out.insert("attention_mask".into(), t(vec![batch, s], TensorData::I64(mask)));
+    out.insert(
+        "attention_mask".into(),
+        t(vec![batch, s], TensorData::I64(mask)),
+    );
     out.insert(
         "token_type_ids".into(),
         Tensor::zeros(&tessera_ir::TensorType::new(DType::I64, vec![batch, s])),
     );
-    out.insert("visual_feats".into(), t(vec![batch, n, f], TensorData::F32(feats)));
-    out.insert("visual_pos".into(), t(vec![batch, n, 4], TensorData::F32(boxes)));
+    out.insert(
+        "visual_feats".into(),
+        t(vec![batch, n, f], TensorData::F32(feats)),
+    );
+    out.insert(
+        "visual_pos".into(),
+        t(vec![batch, n, 4], TensorData::F32(boxes)),
+    );
     out.insert("labels".into(), t(vec![batch, c], TensorData::F32(labels)));
     out
 }
@@ -210,7 +221,10 @@ mod tests {
     #[test]
     fn file_source_cycles() {
         let mut m = BTreeMap::new();
-        m.insert("x".to_string(), Tensor::from_i64(vec![3, 1], vec![10, 11, 12]).unwrap());
+        m.insert(
+            "x".to_string(),
+            Tensor::from_i64(vec![3, 1], vec![10, 11, 12]).unwrap(),
+        );
         let mut src = DataSource::from_tensors(m, "mem").unwrap();
         let b1 = src.next_batch(2).unwrap();
         let b2 = src.next_batch(2).unwrap();

@@ -39,7 +39,10 @@ fn to_i64(name: &str, file: &str, t: &Tensor) -> Result<Tensor> {
         DType::Bool | DType::F32 | DType::F16 => {
             let v = t.to_f64_vec();
             if v.iter().any(|x| x.fract() != 0.0) {
-                bail!("{file}: tensor `{name}` must hold integers, got {} with fractional values", t.dtype());
+                bail!(
+                    "{file}: tensor `{name}` must hold integers, got {} with fractional values",
+                    t.dtype()
+                );
             }
             Ok(t.cast(DType::I64))
         }
@@ -78,17 +81,30 @@ pub fn lxmert_feeds(
     }
     let ids = to_i64("input_ids", &f, &tensors["input_ids"])?;
     let [batch, seq_len] = ids.shape() else {
-        bail!("{f}: `input_ids` must be [batch, seq_len], got {}", dims(&ids));
+        bail!(
+            "{f}: `input_ids` must be [batch, seq_len], got {}",
+            dims(&ids)
+        );
     };
     let (batch, seq_len) = (*batch, *seq_len);
     if let TensorData::I64(v) = ids.data() {
-        if let Some(bad) = v.iter().find(|&&x| x < 0 || x as usize >= config.vocab_size) {
-            bail!("{f}: `input_ids` holds token id {bad}, outside the vocabulary [0, {})", config.vocab_size);
+        if let Some(bad) = v
+            .iter()
+            .find(|&&x| x < 0 || x as usize >= config.vocab_size)
+        {
+            bail!(
+                "{f}: `input_ids` holds token id {bad}, outside the vocabulary [0, {})",
+                config.vocab_size
+            );
         }
     }
     let feats = &tensors["visual_feats"];
     let [fb, num_objects, fd] = feats.shape() else {
-        bail!("{f}: `visual_feats` must be [batch, num_objects, {}], got {}", config.visual_feat_dim, dims(feats));
+        bail!(
+            "{f}: `visual_feats` must be [batch, num_objects, {}], got {}",
+            config.visual_feat_dim,
+            dims(feats)
+        );
     };
     let num_objects = *num_objects;
     if *fb != batch || *fd != config.visual_feat_dim {
@@ -101,33 +117,62 @@ pub fn lxmert_feeds(
     let mut inputs = HashMap::new();
     let want_float = |name: &str, t: &Tensor, shape: &[usize]| -> Result<Tensor> {
         if t.shape() != shape {
-            bail!("{f}: `{name}` must be {}, got {}", tessera_ir::types::shape_string(shape), dims(t));
+            bail!(
+                "{f}: `{name}` must be {}, got {}",
+                tessera_ir::types::shape_string(shape),
+                dims(t)
+            );
         }
         if !t.dtype().is_float() {
             bail!("{f}: `{name}` must be floating point, got {}", t.dtype());
         }
         Ok(t.cast(DType::F32))
     };
-    inputs.insert("visual_feats".to_string(), want_float("visual_feats", feats, &[batch, num_objects, config.visual_feat_dim])?);
+    inputs.insert(
+        "visual_feats".to_string(),
+        want_float(
+            "visual_feats",
+            feats,
+            &[batch, num_objects, config.visual_feat_dim],
+        )?,
+    );
     inputs.insert(
         "visual_pos".to_string(),
-        want_float("visual_pos", &tensors["visual_pos"], &[batch, num_objects, config.visual_pos_dim])?,
+        want_float(
+            "visual_pos",
+            &tensors["visual_pos"],
+            &[batch, num_objects, config.visual_pos_dim],
+        )?,
     );
     let want_int = |name: &str, shape: &[usize]| -> Result<Option<Tensor>> {
-        let Some(t) = tensors.get(name) else { return Ok(None) };
+        let Some(t) = tensors.get(name) else {
+            return Ok(None);
+        };
         if t.shape() != shape {
-            bail!("{f}: `{name}` must be {}, got {}", tessera_ir::types::shape_string(shape), dims(t));
+            bail!(
+                "{f}: `{name}` must be {}, got {}",
+                tessera_ir::types::shape_string(shape),
+                dims(t)
+            );
         }
         to_i64(name, &f, t).map(Some)
     };
     let bs = [batch, seq_len];
-    let mask = want_int("attention_mask", &bs)?
-        .unwrap_or_else(|| Tensor::from_i64(bs.to_vec(), vec![1; batch * seq_len]).expect("shape matches"));
-    let tt = want_int("token_type_ids", &bs)?
-        .unwrap_or_else(|| Tensor::from_i64(bs.to_vec(), vec![0; batch * seq_len]).expect("shape matches"));
+    let mask = want_int("attention_mask", &bs)?.unwrap_or_else(|| {
+        Tensor::from_i64(bs.to_vec(), vec![1; batch * seq_len]).expect("shape matches")
+    });
+    let tt = want_int("token_type_ids", &bs)?.unwrap_or_else(|| {
+        Tensor::from_i64(bs.to_vec(), vec![0; batch * seq_len]).expect("shape matches")
+    });
     if let TensorData::I64(v) = tt.data() {
-        if let Some(bad) = v.iter().find(|&&x| x < 0 || x as usize >= config.type_vocab_size) {
-            bail!("{f}: `token_type_ids` holds {bad}, outside [0, {})", config.type_vocab_size);
+        if let Some(bad) = v
+            .iter()
+            .find(|&&x| x < 0 || x as usize >= config.type_vocab_size)
+        {
+            bail!(
+                "{f}: `token_type_ids` holds {bad}, outside [0, {})",
+                config.type_vocab_size
+            );
         }
     }
     let vmask = want_int("visual_attention_mask", &[batch, num_objects])?;
@@ -151,12 +196,18 @@ pub fn lxmert_feeds(
 }
 
 /// Checks feeds for a text-IR graph: every graph input present with its exact type.
-pub fn ir_feeds(graph: &Graph, tensors: BTreeMap<String, Tensor>, file: &Path) -> Result<HashMap<String, Tensor>> {
+pub fn ir_feeds(
+    graph: &Graph,
+    tensors: BTreeMap<String, Tensor>,
+    file: &Path,
+) -> Result<HashMap<String, Tensor>> {
     let f = file.display().to_string();
     let mut out = HashMap::new();
     for id in graph.inputs() {
         let node = graph.node(id);
-        let tessera_ir::Op::Input { name, ty } = &node.op else { continue };
+        let tessera_ir::Op::Input { name, ty } = &node.op else {
+            continue;
+        };
         let Some(t) = tensors.get(name) else {
             bail!("{f}: missing input tensor `{name}` ({ty})");
         };

@@ -18,7 +18,7 @@ pub enum ModelSpec {
     /// An LXMERT model given by its configuration.
     Lxmert {
         /// The configuration.
-        config: LxmertConfig,
+        config: Box<LxmertConfig>,
         /// Where it came from (preset name or file), for messages.
         source: String,
         /// The weights that came with it (a model directory's `model.safetensors`).
@@ -44,7 +44,7 @@ pub fn resolve(arg: &str) -> Result<ModelSpec> {
                 path.display()
             );
         }
-        let config = LxmertConfig::from_file(&config_path)?;
+        let config = Box::new(LxmertConfig::from_file(&config_path)?);
         let weights = path.join("model.safetensors");
         return Ok(ModelSpec::Lxmert {
             config,
@@ -54,7 +54,7 @@ pub fn resolve(arg: &str) -> Result<ModelSpec> {
     }
     if path.is_file() {
         if path.extension().is_some_and(|e| e == "json") {
-            let config = LxmertConfig::from_file(path)?;
+            let config = Box::new(LxmertConfig::from_file(path)?);
             return Ok(ModelSpec::Lxmert {
                 config,
                 source: path.display().to_string(),
@@ -74,7 +74,7 @@ pub fn resolve(arg: &str) -> Result<ModelSpec> {
     if looks_like_path(arg) {
         bail!("no such file or directory: {arg}");
     }
-    let config = LxmertConfig::preset(arg)?;
+    let config = Box::new(LxmertConfig::preset(arg)?);
     Ok(ModelSpec::Lxmert {
         config,
         source: format!("preset {arg}"),

@@ -136,7 +136,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -164,7 +164,12 @@ impl Summary {
     /// The report as text.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "graph @{}: {} nodes", self.graph, thousands(self.nodes as u64));
+        let _ = writeln!(
+            s,
+            "graph @{}: {} nodes",
+            self.graph,
+            thousands(self.nodes as u64)
+        );
         let _ = writeln!(
             s,
             "parameters: {} in {} tensors ({}B)",
@@ -192,8 +197,18 @@ impl Summary {
         for (k, v) in ops {
             let _ = writeln!(s, "  {k:<14} {v:>7}");
         }
-        let w = self.scopes.iter().map(|r| r.scope.len()).max().unwrap_or(5).max(5);
-        let _ = writeln!(s, "{:<w$}  {:>7}  {:>13}  {:>11}  {:>12}", "scope", "nodes", "parameters", "param bytes", "FLOPs");
+        let w = self
+            .scopes
+            .iter()
+            .map(|r| r.scope.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let _ = writeln!(
+            s,
+            "{:<w$}  {:>7}  {:>13}  {:>11}  {:>12}",
+            "scope", "nodes", "parameters", "param bytes", "FLOPs"
+        );
         for r in &self.scopes {
             let _ = writeln!(
                 s,
@@ -215,10 +230,22 @@ mod tests {
 
     #[test]
     fn groups() {
-        assert_eq!(scope_group("lxmert.encoder.layer.3.attention.self", None), "lxmert.encoder.layer.3");
-        assert_eq!(scope_group("lxmert.encoder.visn_fc.visn_fc", None), "lxmert.encoder");
-        assert_eq!(scope_group("lxmert.embeddings.LayerNorm", None), "lxmert.embeddings");
-        assert_eq!(scope_group("answer_head.logit_fc.0", None), "answer_head.logit_fc");
+        assert_eq!(
+            scope_group("lxmert.encoder.layer.3.attention.self", None),
+            "lxmert.encoder.layer.3"
+        );
+        assert_eq!(
+            scope_group("lxmert.encoder.visn_fc.visn_fc", None),
+            "lxmert.encoder"
+        );
+        assert_eq!(
+            scope_group("lxmert.embeddings.LayerNorm", None),
+            "lxmert.embeddings"
+        );
+        assert_eq!(
+            scope_group("answer_head.logit_fc.0", None),
+            "answer_head.logit_fc"
+        );
         assert_eq!(scope_group("a.b.c", Some(1)), "a");
         assert_eq!(scope_group("", None), "(top)");
     }

@@ -50,10 +50,16 @@ impl TrainConfig {
             bail!("--lr must be a finite non-negative number, got {}", self.lr);
         }
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
-            bail!("--warmup-ratio must be in [0, 1], got {}", self.warmup_ratio);
+            bail!(
+                "--warmup-ratio must be in [0, 1], got {}",
+                self.warmup_ratio
+            );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            bail!("--weight-decay must be a finite non-negative number, got {}", self.weight_decay);
+            bail!(
+                "--weight-decay must be a finite non-negative number, got {}",
+                self.weight_decay
+            );
         }
         if let Some(n) = self.max_grad_norm {
             if !(n.is_finite() && n > 0.0) {
@@ -228,7 +234,10 @@ impl Trainer {
         }
         let mut feeds: HashMap<String, Tensor> = self.moments.clone();
         feeds.insert("step".into(), Tensor::scalar_f32(self.step as f32));
-        feeds.insert("loss_scale".into(), Tensor::scalar_f32(self.loss_scale as f32));
+        feeds.insert(
+            "loss_scale".into(),
+            Tensor::scalar_f32(self.loss_scale as f32),
+        );
         for name in &self.trainable {
             let ty = &self.params[name].ty();
             let data = sums.remove(name).context("missing gradient")?;
@@ -240,7 +249,10 @@ impl Trainer {
         let mut out = tessera_ir::eval::evaluate(&self.opt_graph, &feeds, &self.params)
             .context("evaluating the optimizer graph")?;
         let scalar = |out: &mut BTreeMap<String, Tensor>, k: &str| -> Result<f64> {
-            Ok(out.remove(k).with_context(|| format!("optimizer graph has no `{k}`"))?.to_f64_vec()[0])
+            Ok(out
+                .remove(k)
+                .with_context(|| format!("optimizer graph has no `{k}`"))?
+                .to_f64_vec()[0])
         };
         let lr = scalar(&mut out, "lr")?;
         let grad_norm = scalar(&mut out, "grad_norm")?;
@@ -284,8 +296,12 @@ mod tests {
 
     #[test]
     fn no_decay_grouping() {
-        assert!(lxmert_no_decay("lxmert.encoder.layer.0.output.LayerNorm.weight"));
-        assert!(lxmert_no_decay("lxmert.encoder.visn_fc.visn_layer_norm.weight"));
+        assert!(lxmert_no_decay(
+            "lxmert.encoder.layer.0.output.LayerNorm.weight"
+        ));
+        assert!(lxmert_no_decay(
+            "lxmert.encoder.visn_fc.visn_layer_norm.weight"
+        ));
         assert!(lxmert_no_decay("answer_head.logit_fc.2.weight"));
         assert!(lxmert_no_decay("answer_head.logit_fc.0.bias"));
         assert!(!lxmert_no_decay("answer_head.logit_fc.0.weight"));
@@ -305,10 +321,21 @@ mod tests {
             eps: 1e-8,
             max_grad_norm: None,
         };
-        assert!(cfg.validate().unwrap_err().to_string().contains("--grad-accum"));
-        let neg = TrainConfig { grad_accum: 1, lr: -1.0, ..cfg.clone() };
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--grad-accum"));
+        let neg = TrainConfig {
+            grad_accum: 1,
+            lr: -1.0,
+            ..cfg.clone()
+        };
         assert!(neg.validate().unwrap_err().to_string().contains("--lr"));
-        let ok = TrainConfig { grad_accum: 1, ..cfg };
+        let ok = TrainConfig {
+            grad_accum: 1,
+            ..cfg
+        };
         assert_eq!(ok.warmup_steps(), 1);
     }
 }

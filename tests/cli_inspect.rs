@@ -23,7 +23,12 @@ fn base_summary_matches_transformers_parameter_count_and_flops() {
 fn tiny_summary_text_has_scope_table() {
     let out = tessera_ok(&["inspect", "lxmert-tiny"]);
     assert!(out.contains("57,162"), "{out}");
-    for scope in ["lxmert.embeddings", "lxmert.encoder.layer.1", "lxmert.encoder.x_layers.0", "answer_head"] {
+    for scope in [
+        "lxmert.embeddings",
+        "lxmert.encoder.layer.1",
+        "lxmert.encoder.x_layers.0",
+        "answer_head",
+    ] {
         assert!(out.contains(scope), "missing {scope} in\n{out}");
     }
 }
@@ -33,7 +38,18 @@ fn text_ir_round_trips_through_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.tir");
     let p = path.to_str().unwrap();
-    tessera_ok(&["inspect", "lxmert-tiny", "--emit", "text", "--seq-len", "7", "--num-objects", "5", "-o", p]);
+    tessera_ok(&[
+        "inspect",
+        "lxmert-tiny",
+        "--emit",
+        "text",
+        "--seq-len",
+        "7",
+        "--num-objects",
+        "5",
+        "-o",
+        p,
+    ]);
     let first = std::fs::read_to_string(&path).unwrap();
     assert!(first.contains("\"lxmert.embeddings.word_embeddings.weight\""));
     let again = tessera_ok(&["inspect", p, "--emit", "text"]);
@@ -57,7 +73,10 @@ fn hf_config_and_model_dir_resolve() {
 #[test]
 fn bad_models_are_clear_errors() {
     let err = tessera_err(&["inspect", "lxmert-huge"]);
-    assert!(err.contains("lxmert-base") && err.contains("lxmert-tiny"), "{err}");
+    assert!(
+        err.contains("lxmert-base") && err.contains("lxmert-tiny"),
+        "{err}"
+    );
     let err = tessera_err(&["inspect", "no/such/file.json"]);
     assert!(err.contains("no/such/file.json"), "{err}");
 
@@ -72,7 +91,11 @@ fn bad_models_are_clear_errors() {
     assert!(err.contains("hidden_size"), "{err}");
 
     let ir = dir.path().join("bad.tir");
-    std::fs::write(&ir, "graph @g(%x: f32[2]) {\n  %0 = exp(%y) : f32[2]\n  return %out: %0\n}\n").unwrap();
+    std::fs::write(
+        &ir,
+        "graph @g(%x: f32[2]) {\n  %0 = exp(%y) : f32[2]\n  return %out: %0\n}\n",
+    )
+    .unwrap();
     let err = tessera_err(&["inspect", ir.to_str().unwrap()]);
     assert!(err.contains("bad.tir:2:"), "{err}");
 }

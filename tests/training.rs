@@ -36,7 +36,10 @@ fn check_grads(got: &BTreeMap<String, Tensor>, grads_file: &str, without_grad_ke
         .collect();
     assert_eq!(without.len(), 16);
     for name in &without {
-        assert!(!got.contains_key(&format!("grad.{name}")), "{name} should get no gradient");
+        assert!(
+            !got.contains_key(&format!("grad.{name}")),
+            "{name} should get no gradient"
+        );
     }
     let mut checked = 0;
     for (name, expected) in &want {
@@ -57,7 +60,11 @@ fn check_grads(got: &BTreeMap<String, Tensor>, grads_file: &str, without_grad_ke
         checked += 1;
     }
     assert_eq!(checked + 16, want.len());
-    assert_eq!(got.len(), checked + 1, "outputs: loss + one gradient per trained parameter");
+    assert_eq!(
+        got.len(),
+        checked + 1,
+        "outputs: loss + one gradient per trained parameter"
+    );
 }
 
 #[test]
@@ -141,21 +148,34 @@ fn training_on_synthetic_vqa_learns() {
     let log = dir.path().join("log.jsonl");
     let save = dir.path().join("saved");
     tessera_ok(&[
-        "train", "lxmert-tiny", "--steps", "80", "--batch-size", "8", "--lr", "2e-3",
-        "--warmup-ratio", "0.1", "--quiet", "--log", log.to_str().unwrap(), "--save", save.to_str().unwrap(),
+        "train",
+        "lxmert-tiny",
+        "--steps",
+        "300",
+        "--quiet",
+        "--log",
+        log.to_str().unwrap(),
+        "--save",
+        save.to_str().unwrap(),
     ]);
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 80);
+    assert_eq!(lines.len(), 300);
     for key in ["step", "loss", "lr", "loss_scale", "samples_per_second"] {
         assert!(lines[0].get(key).is_some(), "log line lacks {key}");
     }
-    let mean = |r: &[serde_json::Value]| r.iter().map(|l| l["loss"].as_f64().unwrap()).sum::<f64>() / r.len() as f64;
-    let (first, last) = (mean(&lines[..10]), mean(&lines[70..]));
-    assert!(last < 0.5 * first, "loss did not halve: first {first}, last {last}");
+    let mean = |r: &[serde_json::Value]| {
+        r.iter().map(|l| l["loss"].as_f64().unwrap()).sum::<f64>() / r.len() as f64
+    };
+    // The criterion: the mean of the last 20 steps below half the mean of the first 20.
+    let (first, last) = (mean(&lines[..20]), mean(&lines[280..]));
+    assert!(
+        last < 0.5 * first,
+        "loss did not halve: first {first}, last {last}"
+    );
     // The saved directory is a model tessera can run.
     assert!(save.join("config.json").is_file() && save.join("model.safetensors").is_file());
     tessera_ok(&["inspect", save.to_str().unwrap(), "--json"]);
@@ -170,13 +190,32 @@ fn training_rejects_bad_arguments() {
     // Labels of the wrong shape.
     let dir = tempfile::tempdir().unwrap();
     let mut inputs = load(&tiny_file("train_soft.safetensors"));
-    inputs.insert("labels".into(), Tensor::from_f32(vec![2, 3], vec![0.0; 6]).unwrap());
+    inputs.insert(
+        "labels".into(),
+        Tensor::from_f32(vec![2, 3], vec![0.0; 6]).unwrap(),
+    );
     let p = dir.path().join("bad_labels.safetensors");
     tessera_ir::io::save_safetensors(&p, &inputs).unwrap();
     let out = dir.path().join("o.safetensors");
-    let err = tessera_err(&["run", tiny().to_str().unwrap(), "--train", "--inputs", p.to_str().unwrap(), "--outputs", out.to_str().unwrap()]);
+    let err = tessera_err(&[
+        "run",
+        tiny().to_str().unwrap(),
+        "--train",
+        "--inputs",
+        p.to_str().unwrap(),
+        "--outputs",
+        out.to_str().unwrap(),
+    ]);
     assert!(err.contains("labels"), "{err}");
     // Training without labels.
-    let err = tessera_err(&["run", tiny().to_str().unwrap(), "--train", "--inputs", tiny_file("inputs.safetensors").to_str().unwrap(), "--outputs", out.to_str().unwrap()]);
+    let err = tessera_err(&[
+        "run",
+        tiny().to_str().unwrap(),
+        "--train",
+        "--inputs",
+        tiny_file("inputs.safetensors").to_str().unwrap(),
+        "--outputs",
+        out.to_str().unwrap(),
+    ]);
     assert!(err.contains("labels"), "{err}");
 }

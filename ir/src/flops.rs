@@ -119,8 +119,12 @@ mod tests {
     fn linear_layer_flops() {
         // x[2,7,32] · W[64,32]^T: 2·(2·7)·64·32 FLOPs.
         let mut g = Graph::new("t");
-        let x = g.input("x", TensorType::new(DType::F32, vec![2, 7, 32])).unwrap();
-        let w = g.param("w", TensorType::new(DType::F32, vec![64, 32])).unwrap();
+        let x = g
+            .input("x", TensorType::new(DType::F32, vec![2, 7, 32]))
+            .unwrap();
+        let w = g
+            .param("w", TensorType::new(DType::F32, vec![64, 32]))
+            .unwrap();
         let y = g
             .add(
                 Op::MatMul {

@@ -731,7 +731,9 @@ mod tests {
     fn gather_and_scatter_are_adjoint_in_shape() {
         let table = t(DType::F32, &[100, 32]);
         let ids = t(DType::I64, &[2, 7]);
-        let g = Op::Gather { padding_idx: None }.infer(&[&table, &ids]).unwrap();
+        let g = Op::Gather { padding_idx: None }
+            .infer(&[&table, &ids])
+            .unwrap();
         assert_eq!(g, t(DType::F32, &[2, 7, 32]));
         let s = Op::ScatterAdd { rows: 100 }.infer(&[&ids, &g]).unwrap();
         assert_eq!(s, table);

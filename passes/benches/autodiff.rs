@@ -1,11 +1,13 @@
-//! Time of the autodiff pass on a synthetic BERT-style encoder of LXMERT-base size
-//! (~5k forward nodes): the pass must stay well under 100 ms for LXMERT-base.
+//! Time of the autodiff pass on LXMERT-base with its VQA loss (the real builder, batch 1,
+//! 20 tokens, 36 objects) and on a synthetic BERT-style encoder of similar size: the pass
+//! must stay well under 100 ms for LXMERT-base.
 //!
 //! Run with `cargo bench -p tessera-passes --bench autodiff`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tessera_ir::{BinaryOp, DType, Graph, NodeId, Op, ReduceKind, TensorType, UnaryOp};
-use tessera_passes::{autodiff, AutodiffOptions};
+use tessera_lxmert::{build, BuildOptions, LxmertConfig, Shapes};
+use tessera_passes::{attach_vqa_loss, autodiff, AutodiffOptions};
 
 const B: usize = 2;
 const S: usize = 8;
@@ -140,14 +142,34 @@ fn encoder() -> Graph {
     g
 }
 
+fn lxmert_base() -> Graph {
+    let config = LxmertConfig::preset("lxmert-base").expect("preset");
+    let shapes = Shapes {
+        batch: 1,
+        seq_len: 20,
+        num_objects: 36,
+    };
+    let forward = build(&config, &shapes, &BuildOptions::default()).expect("builds");
+    let labels = TensorType::new(DType::F32, vec![1, config.num_qa_labels]);
+    attach_vqa_loss(&forward, &labels).expect("has a QA head")
+}
+
 fn bench(c: &mut Criterion) {
-    let g = encoder();
     let opts = AutodiffOptions::default();
-    let ad = autodiff(&g, &opts).expect("differentiable");
-    println!("forward nodes: {}, with backward: {}", g.len(), ad.len());
-    c.bench_function("autodiff_encoder_5k", |b| {
-        b.iter(|| autodiff(&g, &opts).expect("differentiable"))
-    });
+    for (name, g) in [
+        ("autodiff_lxmert_base", lxmert_base()),
+        ("autodiff_encoder_5k", encoder()),
+    ] {
+        let ad = autodiff(&g, &opts).expect("differentiable");
+        println!(
+            "{name}: forward nodes {}, with backward {}",
+            g.len(),
+            ad.len()
+        );
+        c.bench_function(name, |b| {
+            b.iter(|| autodiff(&g, &opts).expect("differentiable"))
+        });
+    }
 }
 
 criterion_group!(benches, bench);

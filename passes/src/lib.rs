@@ -1,7 +1,7 @@
 //! Graph-to-graph passes of Tessera that make a forward model trainable and place it on
 //! a multi-chip machine.
 //!
-//! - [`autodiff`]: reverse-mode differentiation of a scalar loss with respect to every
+//! - [`mod@autodiff`]: reverse-mode differentiation of a scalar loss with respect to every
 //!   parameter, emitted as ordinary IR nodes (scoped `<forward scope>.backward`).
 //! - [`loss`]: the VQA losses (soft-label binary cross-entropy as optimum-graphcore trains
 //!   LXMERT, hard-label cross-entropy as transformers defines it) attached to a forward graph.
@@ -11,8 +11,11 @@
 //! - [`recompute`]: recomputation of forward values in the backward pass under a
 //!   checkpoint policy (none, per layer, per pipeline stage, or automatic under a budget).
 //!
-//! Every pass returns a new graph that passes [`tessera_ir::verify`]; errors are typed and
+//! Every pass returns a new graph that passes [`tessera_ir::verify()`]; errors are typed and
 //! name the node, output or configuration field they are about.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod autodiff;
 mod emit;

@@ -55,7 +55,14 @@ pub fn run(a: RunArgs) -> Result<()> {
             if a.train {
                 bail!("--train needs an LXMERT model (its loss is the VQA loss)");
             }
-            let graph = spec.graph(&tessera_lxmert::Shapes { batch: 1, seq_len: 1, num_objects: 1 }, &BuildOptions::default())?;
+            let graph = spec.graph(
+                &tessera_lxmert::Shapes {
+                    batch: 1,
+                    seq_len: 1,
+                    num_objects: 1,
+                },
+                &BuildOptions::default(),
+            )?;
             let inputs = feeds::ir_feeds(&graph, tensors, &a.inputs)?;
             (graph, inputs)
         }

@@ -85,7 +85,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     let data_name = a.data.as_ref().map(|p| p.display().to_string());
     let mut source = match &a.data {
-        Some(p) => DataSource::from_tensors(tessera_ir::io::load_safetensors(p)?, &p.display().to_string())?,
+        Some(p) => DataSource::from_tensors(
+            tessera_ir::io::load_safetensors(p)?,
+            &p.display().to_string(),
+        )?,
         None => DataSource::synthetic(
             &config,
             SyntheticShape {
@@ -95,7 +98,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             a.seed,
         ),
     };
-    let data_path = a.data.clone().unwrap_or_else(|| PathBuf::from("<synthetic>"));
+    let data_path = a
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<synthetic>"));
     let mut next = move || -> Result<feeds::LxmertFeeds> {
         let batch = source.next_batch(a.batch_size)?;
         feeds::lxmert_feeds(batch, &config, &data_path, true)
@@ -115,7 +121,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         )),
         None => None,
     };
-    let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(a.steps as u64) };
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(a.steps as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -138,7 +148,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             inputs.insert("labels".into(), f.labels.context("batch without labels")?);
             Ok(inputs)
         })?;
-        bar.set_message(format!("loss {:.4}  lr {:.2e}  {:.1} samples/s", s.loss, s.lr, s.samples_per_second));
+        bar.set_message(format!(
+            "loss {:.4}  lr {:.2e}  {:.1} samples/s",
+            s.loss, s.lr, s.samples_per_second
+        ));
         bar.inc(1);
         if let Some(w) = log.as_mut() {
             writeln!(w, "{}", serde_json::to_string(&s)?)?;
@@ -153,7 +166,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(dir) = &a.save {
         let cfg = spec.lxmert_config().context("no config")?;
-        let weights = trainer.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let weights = trainer
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         tessera_lxmert::save_hf_dir(dir, cfg, &weights)?;
         eprintln!("saved {}", dir.display());
     }

@@ -40,8 +40,15 @@ pub fn tessera_ok(args: &[&str]) -> String {
 pub fn tessera_err(args: &[&str]) -> String {
     let out = tessera(args);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "tessera {args:?} should fail with 1:\n{err}");
-    assert!(!err.contains("panicked"), "tessera {args:?} panicked:\n{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "tessera {args:?} should fail with 1:\n{err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "tessera {args:?} panicked:\n{err}"
+    );
     err
 }
 

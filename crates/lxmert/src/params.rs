@@ -93,7 +93,10 @@ mod tests {
 
     /// Reads the key set and shapes of a safetensors file's header.
     fn fixture_shapes() -> BTreeMap<String, Vec<usize>> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/model.safetensors");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/lxmert-tiny/model.safetensors"
+        );
         let bytes = std::fs::read(path).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         st.tensors()

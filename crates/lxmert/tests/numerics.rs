@@ -3,9 +3,9 @@
 //! per-layer tap, and the `vmask.*` outputs for the inputs with a visual attention mask.
 //! Tolerance: max abs error / max abs of the expected value <= 1e-4.
 //!
-//! The graph is run by a small f64 interpreter written for these tests
-//! (`common/refeval.rs`) and, with the `ir-eval` feature (once `tessera_ir::eval` is on the
-//! branch), by the project's reference evaluator.
+//! The graph is run twice: by a small f64 interpreter written for these tests
+//! (`common/refeval.rs`, an independent reading of each op's semantics) and by the project's
+//! reference evaluator (`tessera_ir::eval`).
 
 mod common;
 
@@ -114,7 +114,6 @@ fn visual_mask_changes_the_result() {
     assert!(a.rel_max_err(b).unwrap() > 1e-3);
 }
 
-#[cfg(feature = "ir-eval")]
 mod with_ir_evaluator {
     use super::*;
 

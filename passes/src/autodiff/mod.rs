@@ -4,7 +4,7 @@
 //! returns a graph that computes the loss and the gradient of the loss with respect to
 //! every parameter from which it is reachable. The backward computation is made of
 //! ordinary IR ops, added through [`Graph::add`] so that every backward node is
-//! type-checked when it is built; the result passes [`tessera_ir::verify`], and every later
+//! type-checked when it is built; the result passes [`tessera_ir::verify()`], and every later
 //! pass (mixed precision, recomputation, pipelining, lowering) sees one plain graph.
 //!
 //! How it works:
@@ -17,8 +17,10 @@
 //!    indices, masks or comparisons.
 //! 3. A reverse sweep seeds `d loss = seed_scale` (the hook for static loss scaling) and,
 //!    for every node that needs a gradient, sums the gradient contributions of its users
-//!    and applies the node's rule ([`rules`]: one per op, matched exhaustively) to get
-//!    contributions for its operands. A parameter used several times gets the sum.
+//!    and applies the node's rule (module `rules`: one per op, matched exhaustively) to get
+//!    contributions for its operands. A parameter used several times gets the sum. A
+//!    `gather {padding_idx=p}` gives row `p` of its table no gradient, as torch's
+//!    `nn.Embedding(padding_idx)` does (the attribute is part of the op, so the graph says it).
 //! 4. The outputs become `loss` (the loss output, under its own name) followed by
 //!    `grad.<param name>` for every parameter that received a gradient, in parameter
 //!    creation order; dead nodes are removed (debug builds also verify the result).
@@ -26,97 +28,26 @@
 //! Backward nodes are scoped under their forward node's scope with a trailing
 //! `backward` component ([`is_backward_scope`]). The pass is linear in the graph size.
 
+mod error;
+mod options;
 mod rules;
 #[cfg(test)]
 mod tests;
 
+pub use error::AutodiffError;
+pub use options::AutodiffOptions;
+
 use crate::emit::Emitter;
+use error::{build_error, printed_name, rule_error};
 use rules::{RuleError, Site};
 use std::collections::{HashMap, HashSet};
-use tessera_ir::{Graph, IrError, NodeId, Op, Output, TensorType, VerifyError};
+use tessera_ir::{Graph, IrError, NodeId, Op, Output};
 
 /// The scope component that marks backward nodes.
 pub const BACKWARD: &str = "backward";
 
 /// The prefix of gradient output names (`grad.<param name>`).
 pub const GRAD_PREFIX: &str = "grad.";
-
-/// Options of the [`autodiff`] pass.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AutodiffOptions {
-    /// Name of the scalar loss output to differentiate (default `loss`).
-    pub loss: String,
-    /// The gradient seed `d loss` (default 1.0); static loss scaling sets it to the scale.
-    pub seed_scale: f64,
-}
-
-impl Default for AutodiffOptions {
-    fn default() -> Self {
-        AutodiffOptions {
-            loss: "loss".to_string(),
-            seed_scale: 1.0,
-        }
-    }
-}
-
-/// Why the autodiff pass failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AutodiffError {
-    /// The graph has no output with the loss's name.
-    #[error("graph @{graph} has no output `{name}` to differentiate (its outputs: {available})")]
-    NoLoss {
-        /// The graph's name.
-        graph: String,
-        /// The loss output name looked for.
-        name: String,
-        /// The graph's output names, comma-separated.
-        available: String,
-    },
-    /// The loss is not a floating-point scalar.
-    #[error("loss output `{name}` ({node} @{scope}) must be a floating-point scalar, got {ty}")]
-    LossNotScalar {
-        /// The loss output's name.
-        name: String,
-        /// The loss node's printed name.
-        node: String,
-        /// The loss node's scope.
-        scope: String,
-        /// Its type.
-        ty: TensorType,
-    },
-    /// The seed is not a finite number.
-    #[error("autodiff seed_scale must be finite, got {0}")]
-    InvalidSeed(f64),
-    /// A node's rule does not apply to it.
-    #[error("cannot differentiate `{op}` node {node} @{scope}: {reason}")]
-    Rule {
-        /// The forward node's printed name (as in the input graph's text IR).
-        node: String,
-        /// Its op.
-        op: &'static str,
-        /// Its scope.
-        scope: String,
-        /// Why.
-        reason: String,
-    },
-    /// A rule built an ill-typed backward node (a bug in the rule).
-    #[error("backward of `{op}` node {node} @{scope} failed to build: {source}")]
-    Build {
-        /// The forward node's printed name.
-        node: String,
-        /// Its op.
-        op: &'static str,
-        /// Its scope.
-        scope: String,
-        /// The graph error.
-        #[source]
-        source: Box<IrError>,
-    },
-    /// The differentiated graph failed verification (a bug in the pass; checked in debug
-    /// builds).
-    #[error("autodiff produced an invalid graph: {0}")]
-    Verify(#[from] VerifyError),
-}
 
 /// True when `scope` is the scope of a backward node (its last component is `backward`).
 pub fn is_backward_scope(scope: &str) -> bool {
@@ -135,9 +66,7 @@ pub fn backward_scope(scope: &str) -> String {
 /// Differentiates the loss output of `graph` with respect to every parameter it depends
 /// on; see the module documentation for the resulting graph's outputs.
 pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, AutodiffError> {
-    if !opts.seed_scale.is_finite() {
-        return Err(AutodiffError::InvalidSeed(opts.seed_scale));
-    }
+    opts.check()?;
     let loss = graph
         .output(&opts.loss)
         .map_err(|_| AutodiffError::NoLoss {
@@ -150,6 +79,12 @@ pub fn autodiff(graph: &Graph, opts: &AutodiffOptions) -> Result<Graph, Autodiff
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    if !graph.contains(loss) {
+        return Err(AutodiffError::DanglingLoss {
+            graph: graph.name.clone(),
+            name: opts.loss.clone(),
+        });
+    }
     let loss_node = graph.node(loss);
     if loss_node.ty.rank() != 0 || !loss_node.ty.dtype.is_float() {
         return Err(AutodiffError::LossNotScalar {
@@ -277,31 +212,4 @@ fn sum_all(g: &mut Graph, scope: &str, contributions: &[NodeId]) -> Result<NodeI
         acc = em.add(acc, c)?;
     }
     Ok(acc)
-}
-
-fn printed_name(graph: &Graph, id: NodeId) -> String {
-    graph
-        .value_names()
-        .remove(&id)
-        .unwrap_or_else(|| format!("%?{}", id.index()))
-}
-
-fn build_error(graph: &Graph, id: NodeId, source: IrError) -> AutodiffError {
-    let node = graph.node(id);
-    AutodiffError::Build {
-        node: printed_name(graph, id),
-        op: node.op.name(),
-        scope: node.scope.clone(),
-        source: Box::new(source),
-    }
-}
-
-fn rule_error(graph: &Graph, id: NodeId, reason: String) -> AutodiffError {
-    let node = graph.node(id);
-    AutodiffError::Rule {
-        node: printed_name(graph, id),
-        op: node.op.name(),
-        scope: node.scope.clone(),
-        reason,
-    }
 }

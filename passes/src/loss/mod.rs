@@ -63,7 +63,13 @@ pub fn attach_vqa_loss(graph: &Graph, labels: &TensorType) -> Result<Graph, Loss
     let logits = graph.output(LOGITS).map_err(|_| LossError::NoQaHead {
         graph: graph.name.clone(),
     })?;
-    let logits_ty = graph.node(logits).ty.clone();
+    let logits_ty = graph
+        .petgraph()
+        .node_weight(logits)
+        .map(|n| n.ty.clone())
+        .ok_or_else(|| LossError::NoQaHead {
+            graph: graph.name.clone(),
+        })?;
     let [batch, classes] = logits_ty.shape[..] else {
         return Err(LossError::BadLogits(logits_ty));
     };

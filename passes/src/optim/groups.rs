@@ -40,9 +40,10 @@ pub fn trainer_optim_params(grad_graph: &Graph) -> Result<Vec<OptimParam>, Optim
     Ok(out)
 }
 
-/// True when Trainer would apply weight decay to parameter node `p`.
+/// True when Trainer would apply weight decay to parameter node `p` (false for a node
+/// that is not a parameter of `graph`).
 pub fn trainer_decays(graph: &Graph, p: NodeId) -> bool {
-    let Op::Param { name, .. } = &graph.node(p).op else {
+    let Some(Op::Param { name, .. }) = graph.petgraph().node_weight(p).map(|n| &n.op) else {
         return false;
     };
     let lower = name.to_lowercase();

@@ -6,7 +6,7 @@
 //! step runs on the chips, next to the weights). Its inputs are the accumulated gradients
 //! and the optimizer state; its outputs are the new weights and state. The numerics follow
 //! torch's single-tensor `AdamW` and `clip_grad_norm_` and transformers'
-//! `get_linear_schedule_with_warmup` step by step; see [`adamw`] and [`schedule`].
+//! `get_linear_schedule_with_warmup` step by step; see [`build_optimizer_graph`] and [`schedule`].
 //!
 //! [`trainer_optim_params`] derives the parameter list from a differentiated graph with
 //! transformers Trainer's grouping (no weight decay for biases and normalisation weights).

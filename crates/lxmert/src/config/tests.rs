@@ -5,7 +5,7 @@ use serde_json::Value;
 
 const FIXTURE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/config.json"
+    "/../../tests/fixtures/lxmert-tiny/config.json"
 ));
 
 /// A config as transformers 4 wrote it for the VQA model (no `num_hidden_layers` dict,

@@ -107,6 +107,12 @@ impl Embedding {
     /// with `padding_idx=0` (`LxmertEmbeddings.__init__`): row 0 never gets a gradient.
     pub fn forward(&self, cx: &mut Ctx, ids: NodeId) -> Result<NodeId, BuildError> {
         let table = cx.param(self.weight, &self.path)?;
-        cx.op(Op::Gather { padding_idx: Some(0) }, &[table, ids], &self.path)
+        cx.op(
+            Op::Gather {
+                padding_idx: Some(0),
+            },
+            &[table, ids],
+            &self.path,
+        )
     }
 }

@@ -27,7 +27,7 @@ fn all_opts() -> BuildOptions {
 fn fixture_outputs() -> BTreeMap<String, Vec<usize>> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/outputs.safetensors"
+        "/../../tests/fixtures/lxmert-tiny/outputs.safetensors"
     );
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();

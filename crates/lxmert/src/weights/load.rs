@@ -109,7 +109,8 @@ mod tests {
     use super::*;
 
     fn fixture() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/model.safetensors")
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/lxmert-tiny/model.safetensors")
     }
 
     fn tiny() -> LxmertConfig {

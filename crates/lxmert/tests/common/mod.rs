@@ -9,7 +9,7 @@ use tessera_ir::Tensor;
 /// Path of a file in `tests/data`.
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("../../tests/fixtures/lxmert-tiny")
         .join(name)
 }
 

@@ -89,7 +89,11 @@ fn gather_error_names_node_scope_and_index() {
     let table = g.param("emb.w", ty(DType::F32, &[3, 2])).unwrap();
     let ids = g.input("ids", ty(DType::I64, &[2, 2])).unwrap();
     let y = g
-        .add(Op::Gather { padding_idx: None }, &[table, ids], "lxmert.embeddings")
+        .add(
+            Op::Gather { padding_idx: None },
+            &[table, ids],
+            "lxmert.embeddings",
+        )
         .unwrap();
     g.set_output("y", y).unwrap();
     let params = feeds(&[("emb.w", f32s(&[3, 2], &[0.0; 6]))]);
@@ -126,7 +130,8 @@ fn values_are_freed_after_their_last_use() {
     // A dead branch with an out-of-range gather is never run.
     let table = g.input("t", ty(DType::F32, &[2, 1])).unwrap();
     let ids = g.input("i", ty(DType::I64, &[1])).unwrap();
-    g.add(Op::Gather { padding_idx: None }, &[table, ids], "dead").unwrap();
+    g.add(Op::Gather { padding_idx: None }, &[table, ids], "dead")
+        .unwrap();
     let inputs = feeds(&[
         ("x", f32s(&[4], &[1.0, 2.0, 3.0, 4.0])),
         ("t", f32s(&[2, 1], &[0.0, 0.0])),

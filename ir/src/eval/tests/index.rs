@@ -16,7 +16,10 @@ fn gather_selects_rows() {
         &[20., 21., 0., 1., 10., 11., 20., 21.],
         0.0,
     );
-    let y = run(Op::Gather { padding_idx: None }, &[i64s(&[3], &[5, 6, 7]), i64s(&[], &[1])]);
+    let y = run(
+        Op::Gather { padding_idx: None },
+        &[i64s(&[3], &[5, 6, 7]), i64s(&[], &[1])],
+    );
     assert_eq!(y, i64s(&[], &[6]));
 }
 
@@ -24,7 +27,11 @@ fn gather_selects_rows() {
 fn gather_out_of_range_is_an_error() {
     let table = f32s(&[3, 2], &[0.0; 6]);
     for bad in [3, -1, i64::MIN] {
-        let e = run_op(Op::Gather { padding_idx: None }, &[table.clone(), i64s(&[2], &[0, bad])]).unwrap_err();
+        let e = run_op(
+            Op::Gather { padding_idx: None },
+            &[table.clone(), i64s(&[2], &[0, bad])],
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains(&format!("index {bad}")) && msg.contains("@m.op"),

@@ -151,7 +151,12 @@ pub(super) fn all_ops_graph() -> Graph {
         stage: Some(3),
         recompute: true,
     };
-    let emb = add(&mut g, Op::Gather { padding_idx: None }, &[table, ids], "emb");
+    let emb = add(
+        &mut g,
+        Op::Gather { padding_idx: None },
+        &[table, ids],
+        "emb",
+    );
     g.node_mut(emb).annot.recompute = true;
     let sc = add(&mut g, Op::ScatterAdd { rows: 100 }, &[ids, emb], "emb");
     add(

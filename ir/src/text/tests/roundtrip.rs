@@ -26,7 +26,11 @@ fn small() -> (Graph, &'static str) {
         .input("attention_mask", TensorType::new(DType::I64, vec![2, 7]))
         .unwrap();
     let emb = g
-        .add(Op::Gather { padding_idx: None }, &[table, ids], "lxmert.embeddings")
+        .add(
+            Op::Gather { padding_idx: None },
+            &[table, ids],
+            "lxmert.embeddings",
+        )
         .unwrap();
     let m = g.add(Op::Cast { to: DType::F32 }, &[mask], "").unwrap();
     let big = g

@@ -29,7 +29,9 @@ fn fragment() -> Graph {
     let beta = g
         .param(&format!("{s}.LayerNorm.bias"), f32t(&[32]))
         .unwrap();
-    let e = g.add(Op::Gather { padding_idx: None }, &[word, ids], s).unwrap();
+    let e = g
+        .add(Op::Gather { padding_idx: None }, &[word, ids], s)
+        .unwrap();
     let pos_ids = g
         .add(
             Op::Iota {
@@ -40,7 +42,9 @@ fn fragment() -> Graph {
             s,
         )
         .unwrap();
-    let p = g.add(Op::Gather { padding_idx: None }, &[pos_table, pos_ids], s).unwrap();
+    let p = g
+        .add(Op::Gather { padding_idx: None }, &[pos_table, pos_ids], s)
+        .unwrap();
     let sum = g.add(Op::Binary(BinaryOp::Add), &[e, p], s).unwrap();
     let ln = g
         .add(

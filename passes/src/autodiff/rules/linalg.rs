@@ -11,6 +11,8 @@
 //!
 //! `gather` and `scatter_add` are each other's adjoints: the table's gradient scatters
 //! (adds, so repeated indices accumulate) the output gradient back to the gathered rows.
+//! For a table with a padding row (torch's `padding_idx`, given in the options) the
+//! positions reading that row are zeroed first, so the row gets no gradient.
 
 use super::{Grads, RuleError, Site};
 use crate::emit::Emitter;

@@ -107,3 +107,45 @@ fn linear_layer_weight_gradient_is_one_folded_matmul() {
         "dY folded to [rows, N]"
     );
 }
+
+#[test]
+fn padding_row_gets_no_gradient_from_gather() {
+    // table [4, 2], ids [0, 2, 0, 3] with padding row 0: row 0 gets nothing, row 2 and
+    // row 3 get their output rows' weights, row 1 is never read.
+    let mut p = Problem::new(12);
+    let ids = p.input("ids", Tensor::from_i64(vec![4], vec![0, 2, 0, 3]).unwrap());
+    let table = p.param("emb", &[4, 2], -1.0, 1.0);
+    let y = p.add(
+        Op::Gather {
+            padding_idx: Some(0),
+        },
+        &[table, ids],
+    );
+    let chk = p.finish(y);
+    let got = chk.ad_outputs(&Default::default())["grad.emb"].to_f64_vec();
+    let w = &chk.w;
+    let want = [0.0, 0.0, 0.0, 0.0, w[2], w[3], w[6], w[7]];
+    super::harness::compare(
+        "emb",
+        &got,
+        &want,
+        Tol {
+            h: 0.0,
+            atol: 0.0,
+            rtol: 0.0,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn without_padding_idx_row_zero_accumulates() {
+    let mut p = Problem::new(12);
+    let ids = p.input("ids", Tensor::from_i64(vec![4], vec![0, 2, 0, 3]).unwrap());
+    let table = p.param("emb", &[4, 2], -1.0, 1.0);
+    let y = p.add(Op::Gather { padding_idx: None }, &[table, ids]);
+    let chk = p.finish(y);
+    let plain = chk.ad_outputs(&Default::default())["grad.emb"].to_f64_vec();
+    let w = &chk.w;
+    assert_eq!(plain[0], (w[0] as f32 + w[4] as f32) as f64);
+}

@@ -9,7 +9,7 @@ mod shape;
 
 use super::*;
 use harness::{compare, Problem, Tol};
-use tessera_ir::{verify, BinaryOp, CmpOp, DType, Op, ReduceKind, Tensor, UnaryOp};
+use tessera_ir::{verify, BinaryOp, CmpOp, DType, Op, ReduceKind, Tensor, TensorType, UnaryOp};
 
 fn sum_all(g: &mut Graph, x: NodeId) -> NodeId {
     let rank = g.node(x).ty.rank();
@@ -258,4 +258,98 @@ fn loss_keeps_a_custom_name() {
     .unwrap();
     assert_eq!(ad.outputs()[0].name, "objective");
     assert_eq!(ad.outputs()[1].name, "grad.enc.a");
+}
+
+/// `loss = mean(cast_f32(gelu(softmax(layer_norm(x · wᵀ, g, b)))))` in element type `dt`.
+fn mixed_graph(dt: DType) -> Graph {
+    let t = |s: &[usize]| TensorType::new(dt, s.to_vec());
+    let mut g = Graph::new("half");
+    let x = g.param("x", t(&[2, 3])).unwrap();
+    let w = g.param("lin.weight", t(&[4, 3])).unwrap();
+    let gamma = g.param("ln.weight", t(&[4])).unwrap();
+    let beta = g.param("ln.bias", t(&[4])).unwrap();
+    let mm = Op::MatMul {
+        transpose_a: false,
+        transpose_b: true,
+        half_partials: dt == DType::F16,
+    };
+    let y = g.add(mm, &[x, w], "lin").unwrap();
+    let y = g
+        .add(Op::LayerNorm { eps: 1e-5 }, &[y, gamma, beta], "ln")
+        .unwrap();
+    let y = g.add(Op::Softmax, &[y], "act").unwrap();
+    let y = g.add(Op::Unary(UnaryOp::Gelu), &[y], "act").unwrap();
+    let y = g.add(Op::Cast { to: DType::F32 }, &[y], "act").unwrap();
+    let mean = Op::Reduce {
+        kind: ReduceKind::Mean,
+        axes: vec![0, 1],
+        keep_dims: false,
+    };
+    let loss = g.add(mean, &[y], "loss").unwrap();
+    g.set_output("loss", loss).unwrap();
+    g
+}
+
+#[test]
+fn fp16_graphs_get_fp16_gradients_close_to_fp32() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let mut params32 = std::collections::HashMap::new();
+    for (name, shape) in [
+        ("x", vec![2, 3]),
+        ("lin.weight", vec![4, 3]),
+        ("ln.weight", vec![4]),
+        ("ln.bias", vec![4]),
+    ] {
+        let n = shape.iter().product();
+        // Values representable in f16, so both graphs see the same inputs.
+        let v = (0..n)
+            .map(|_| half::f16::from_f64(rng.gen_range(-1.0..1.0)).to_f32())
+            .collect();
+        params32.insert(name.to_string(), Tensor::from_f32(shape, v).unwrap());
+    }
+    let params16 = params32
+        .iter()
+        .map(|(k, v)| (k.clone(), v.cast(DType::F16)))
+        .collect();
+    let opts = AutodiffOptions::default();
+    let ad16 = autodiff(&mixed_graph(DType::F16), &opts).unwrap();
+    let ad32 = autodiff(&mixed_graph(DType::F32), &opts).unwrap();
+    let none = std::collections::HashMap::new();
+    let out16 = tessera_ir::eval::evaluate(&ad16, &none, &params16).unwrap();
+    let out32 = tessera_ir::eval::evaluate(&ad32, &none, &params32).unwrap();
+    for name in ["x", "lin.weight", "ln.weight", "ln.bias"] {
+        let key = format!("grad.{name}");
+        assert_eq!(out16[&key].dtype(), DType::F16, "{key}");
+        let err = out16[&key].rel_max_err(&out32[&key]).unwrap();
+        assert!(err < 2e-2, "{key}: f16 vs f32 relative error {err}");
+    }
+}
+
+#[test]
+fn linear_tanh_before_and_after() {
+    // loss = Σ tanh(x · Wᵀ + b): the printed backward of a linear layer, for review.
+    let mut g = Graph::new("linear");
+    let x = g
+        .input("x", TensorType::new(DType::F32, vec![2, 3, 4]))
+        .unwrap();
+    let w = g
+        .param("dense.weight", TensorType::new(DType::F32, vec![5, 4]))
+        .unwrap();
+    let b = g
+        .param("dense.bias", TensorType::new(DType::F32, vec![5]))
+        .unwrap();
+    let mm = Op::MatMul {
+        transpose_a: false,
+        transpose_b: true,
+        half_partials: false,
+    };
+    let y = g.add(mm, &[x, w], "dense").unwrap();
+    let y = g.add(Op::Binary(BinaryOp::Add), &[y, b], "dense").unwrap();
+    let y = g.add(Op::Unary(UnaryOp::Tanh), &[y], "act").unwrap();
+    let loss = sum_all(&mut g, y);
+    g.set_output("loss", loss).unwrap();
+    let before = tessera_ir::text::print(&g);
+    let after = tessera_ir::text::print(&autodiff(&g, &AutodiffOptions::default()).unwrap());
+    insta::assert_snapshot!("linear_tanh", format!("{before}\n{after}"));
 }
