@@ -10,6 +10,8 @@
 //! - [`layers`]: the layers, units and phases recomputation and placement work on.
 //! - [`recompute`]: recomputation of forward values in the backward pass under a
 //!   checkpoint policy (none, per layer, per pipeline stage, or automatic under a budget).
+//! - [`pipeline`]: placement on pipeline stages (manual, the seed run's hand placement,
+//!   or automatic by predicted throughput), inter-chip copies and stash restores.
 //!
 //! Every pass returns a new graph that passes [`tessera_ir::verify()`]; errors are typed and
 //! name the node, output or configuration field they are about.
@@ -22,12 +24,14 @@ mod emit;
 pub mod layers;
 pub mod loss;
 pub mod optim;
+pub mod pipeline;
 pub mod recompute;
 
 pub use autodiff::{autodiff, is_backward_scope, AutodiffError, AutodiffOptions};
 pub use layers::{Granularity, LayerRule, Units};
 pub use loss::{attach_vqa_loss, LossError};
 pub use optim::{build_optimizer_graph, trainer_optim_params, AdamWConfig, OptimError, OptimParam};
+pub use pipeline::{pipeline, PipelineConfig, PipelineError, PipelineReport, Placement};
 pub use recompute::{
     recompute, Budget, RecomputeConfig, RecomputeError, RecomputeMode, RecomputeStats,
 };

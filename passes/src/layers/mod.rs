@@ -17,6 +17,8 @@
 //! costed in the phase this module puts them in.
 
 mod rule;
+#[cfg(test)]
+mod tests_units;
 mod units;
 
 pub use rule::{is_number, prefix, LayerRule, LayerRuleError};

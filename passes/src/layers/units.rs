@@ -11,9 +11,10 @@
 //! 3. units whose forward nodes depend on each other in a cycle are merged (their names
 //!    joined with `+`), so that the units form a DAG under forward data flow;
 //! 4. units are ordered by Kahn's algorithm on that DAG, taking among the ready units the
-//!    one whose first node comes first in [`Graph::topo_order`] — for models built in the
-//!    order their Python `forward` runs (LXMERT: embeddings, visual projection, language
-//!    layers, object layers, cross layers, pooler, head, loss) this is that order.
+//!    one whose first node placed by the rule (not attached in step 2) comes first in
+//!    [`Graph::topo_order`] — for models built in the order their Python `forward` runs
+//!    (LXMERT: embeddings, visual projection, language layers, object layers, cross
+//!    layers, pooler, head, loss) this is that order.
 //!
 //! Leaves (inputs, parameters, constants) belong to no unit: they are placed with their
 //! users. Backward edges (gradients flowing to earlier units) do not constrain the order.
@@ -67,6 +68,9 @@ pub struct Units {
 struct Key {
     name: String,
     layer: String,
+    /// Topological position of the first node the rule put in it (not attached to it);
+    /// `usize::MAX` for units made only of attached nodes.
+    first: usize,
 }
 
 impl Units {
@@ -78,7 +82,7 @@ impl Units {
         let mut keys: Vec<Key> = Vec::new();
         let mut by_name: HashMap<String, u32> = HashMap::new();
         let mut prov = vec![NONE; size];
-        for &id in &order {
+        for (i, &id) in order.iter().enumerate() {
             let node = graph.node(id);
             if node.op.is_leaf() {
                 continue;
@@ -95,6 +99,7 @@ impl Units {
                 keys.push(Key {
                     name: name.to_string(),
                     layer: layer.to_string(),
+                    first: i,
                 });
                 (keys.len() - 1) as u32
             });
@@ -135,6 +140,7 @@ impl Units {
             .map(|i| Key {
                 name: format!("topo.{i}"),
                 layer: format!("topo.{i}"),
+                first: usize::MAX,
             })
             .collect();
         attach_uncovered(graph, &order, &pos, &mut prov, &mut keys);
@@ -176,12 +182,22 @@ impl Units {
             }
         }
         let nc = sccs.len();
+        // Order key of a unit: its first node the rule placed there, else its first node.
         let mut first = vec![usize::MAX; nc];
+        let mut any = vec![usize::MAX; nc];
+        for (key, &c) in keys.iter().zip(&comp) {
+            first[c] = first[c].min(key.first);
+        }
         for &id in order {
             let u = unit(id);
             if u != NONE {
                 let c = comp[u as usize];
-                first[c] = first[c].min(pos[id.index()]);
+                any[c] = any[c].min(pos[id.index()]);
+            }
+        }
+        for (f, a) in first.iter_mut().zip(&any) {
+            if *f == usize::MAX {
+                *f = *a;
             }
         }
         let mut succ: Vec<Vec<usize>> = vec![Vec::new(); nc];
@@ -358,6 +374,7 @@ fn attach_uncovered(
                     keys.push(Key {
                         name: "(unscoped)".into(),
                         layer: "(unscoped)".into(),
+                        first: usize::MAX,
                     });
                     (keys.len() - 1) as u32
                 }),

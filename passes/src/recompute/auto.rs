@@ -49,6 +49,12 @@ pub struct AutoChoice {
     pub extra_flops: u64,
 }
 
+/// An item: a layer unit (`None`: nodes without one) on a stage (`None`: unplaced).
+type ItemKey = (Option<usize>, Option<u32>);
+
+/// (stash bytes, extra FLOPs) of each option of an item, in [`OPTIONS`] order.
+type ItemOptions = [(u64, u64); 3];
+
 /// Budget and in-flight stash copies of a stage.
 pub(crate) type StageLimits<'a> = &'a dyn Fn(Option<u32>) -> Result<(u64, u64), RecomputeError>;
 
@@ -67,7 +73,7 @@ pub(crate) fn choose(
         unit_boundaries(graph, layers),
     ];
     let item_of = |id: NodeId| (layers.unit_of(id), graph.node(id).annot.stage);
-    let mut items: BTreeMap<(Option<usize>, Option<u32>), [(u64, u64); 3]> = BTreeMap::new();
+    let mut items: BTreeMap<ItemKey, ItemOptions> = BTreeMap::new();
     for id in graph.node_ids() {
         if !graph.node(id).op.is_leaf() {
             items.entry(item_of(id)).or_insert([(0, 0); 3]);
@@ -80,7 +86,7 @@ pub(crate) fn choose(
                 opts[o].1 += node_flops(graph, v).total();
             }
         }
-        let mut seen: HashSet<((Option<usize>, Option<u32>), NodeId)> = HashSet::new();
+        let mut seen: HashSet<(ItemKey, NodeId)> = HashSet::new();
         for &((root, _), reader) in &a.stash_reader {
             let item = item_of(reader);
             if seen.insert((item, root)) {
@@ -90,17 +96,16 @@ pub(crate) fn choose(
             }
         }
     }
-    let mut by_stage: BTreeMap<Option<u32>, Vec<(Option<usize>, [(u64, u64); 3])>> =
-        BTreeMap::new();
+    let mut by_stage: BTreeMap<Option<u32>, Vec<(Option<usize>, ItemOptions)>> = BTreeMap::new();
     for (&(unit, stage), &opts) in &items {
         by_stage.entry(stage).or_default().push((unit, opts));
     }
-    let mut choice_of: BTreeMap<(Option<usize>, Option<u32>), usize> = BTreeMap::new();
+    let mut choice_of: BTreeMap<ItemKey, usize> = BTreeMap::new();
     let mut report = Vec::new();
     for (stage, list) in &by_stage {
         let (budget, copies) = limits(*stage)?;
         let cap = budget / copies.max(1);
-        let options: Vec<[(u64, u64); 3]> = list.iter().map(|(_, o)| *o).collect();
+        let options: Vec<ItemOptions> = list.iter().map(|(_, o)| *o).collect();
         let Some(picked) = knapsack(&options, cap) else {
             let least: u64 = options
                 .iter()
@@ -149,7 +154,7 @@ struct Point {
 
 /// The option per item minimising total cost with total weight at most `cap`, or `None`
 /// if no combination fits. Items are `[(weight, cost); 3]`.
-pub(crate) fn knapsack(items: &[[(u64, u64); 3]], cap: u64) -> Option<Vec<usize>> {
+pub(crate) fn knapsack(items: &[ItemOptions], cap: u64) -> Option<Vec<usize>> {
     let mut fronts: Vec<Vec<Point>> = vec![vec![Point {
         weight: 0,
         cost: 0,
