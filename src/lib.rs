@@ -10,5 +10,6 @@ pub mod compile;
 pub mod data;
 pub mod feeds;
 pub mod model;
+pub mod pipeline;
 pub mod summary;
 pub mod train;

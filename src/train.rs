@@ -7,73 +7,29 @@
 //! (`tessera_passes::optim`). The host sums the K micro-batch gradients, feeds the sum to
 //! the optimizer graph and keeps the weights and Adam moments between steps. Weight decay is
 //! grouped as transformers' Trainer does: none for biases and LayerNorm weights.
+//!
+//! Mixed precision ([`TrainConfig::precision`], [`precision`]): the `mixed-precision` pass
+//! runs on the forward graph before the loss and autodiff; the weights are cast to the
+//! graph's parameter types (f16 under `master_weights = f16`); the optimizer keeps its
+//! arithmetic in f32 with the configured storage types. Loss scaling multiplies the loss by
+//! the scale fed through the gradient graph's `loss_scale` input; the optimizer divides it
+//! out. A step whose summed gradients hold an inf or NaN is skipped (weights, moments and
+//! the optimizer's step count unchanged; the log says `skipped`), whatever the precision;
+//! dynamic scaling then halves the scale and doubles it after N clean steps. Stochastic
+//! rounding evaluates both graphs with a seed derived per step and micro-batch.
+
+mod config;
+pub mod precision;
+
+pub use config::TrainConfig;
 
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
+use tessera_ir::eval::EvalOptions;
 use tessera_ir::{Graph, Op, Tensor, TensorData, TensorType};
 use tessera_passes::autodiff::{autodiff, AutodiffOptions};
-use tessera_passes::optim::{build_optimizer_graph, AdamWConfig, OptimParam};
-
-/// Hyper-parameters of a training run.
-#[derive(Debug, Clone)]
-pub struct TrainConfig {
-    /// Optimizer steps.
-    pub steps: usize,
-    /// Micro-batches per optimizer step (gradient accumulation).
-    pub grad_accum: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Fraction of the steps spent warming the learning rate up (rounded up, as transformers).
-    pub warmup_ratio: f64,
-    /// Decoupled weight decay (not applied to biases and LayerNorm weights).
-    pub weight_decay: f64,
-    /// Adam beta1.
-    pub beta1: f64,
-    /// Adam beta2.
-    pub beta2: f64,
-    /// Adam epsilon.
-    pub eps: f64,
-    /// Clip the global gradient norm to this value.
-    pub max_grad_norm: Option<f64>,
-}
-
-impl TrainConfig {
-    /// Checks the values a user can get wrong, naming the flag.
-    pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 {
-            bail!("--steps must be at least 1");
-        }
-        if self.grad_accum == 0 {
-            bail!("--grad-accum must be at least 1 (micro-batches per optimizer step)");
-        }
-        if !(self.lr.is_finite() && self.lr >= 0.0) {
-            bail!("--lr must be a finite non-negative number, got {}", self.lr);
-        }
-        if !(0.0..=1.0).contains(&self.warmup_ratio) {
-            bail!(
-                "--warmup-ratio must be in [0, 1], got {}",
-                self.warmup_ratio
-            );
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            bail!(
-                "--weight-decay must be a finite non-negative number, got {}",
-                self.weight_decay
-            );
-        }
-        if let Some(n) = self.max_grad_norm {
-            if !(n.is_finite() && n > 0.0) {
-                bail!("--max-grad-norm must be positive, got {n}");
-            }
-        }
-        Ok(())
-    }
-
-    /// Warmup steps: `ceil(steps * warmup_ratio)`, as transformers' `get_warmup_steps`.
-    pub fn warmup_steps(&self) -> usize {
-        (self.steps as f64 * self.warmup_ratio).ceil() as usize
-    }
-}
+use tessera_passes::mixed_precision::{all_finite, LossScaler, LOSS_SCALE_INPUT};
+use tessera_passes::optim::{build_optimizer_graph_with, AdamWConfig, OptimParam};
 
 /// True for parameters transformers' Trainer exempts from weight decay in LXMERT: biases and
 /// LayerNorm weights (`answer_head.logit_fc.2` is a LayerNorm).
@@ -84,20 +40,22 @@ pub fn lxmert_no_decay(name: &str) -> bool {
         || name.starts_with("answer_head.logit_fc.2.")
 }
 
-/// What one optimizer step reports.
+/// What one training step reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepLog {
-    /// 1-based step number.
+    /// 1-based step number (skipped steps included).
     pub step: usize,
     /// Mean loss over the step's micro-batches.
     pub loss: f64,
-    /// Learning rate used in this step.
+    /// Learning rate of this step (of the schedule position it would have used if skipped).
     pub lr: f64,
-    /// Loss scale (1 in f32 training).
+    /// Loss scale the step used (1 without loss scaling).
     pub loss_scale: f64,
+    /// True when the gradients held an inf or NaN and the update was not applied.
+    pub skipped: bool,
     /// Samples per second of this step (wall time).
     pub samples_per_second: f64,
-    /// Global norm of the mean gradient.
+    /// Global norm of the mean gradient (NaN, written `null`, for a skipped step).
     pub grad_norm: f64,
 }
 
@@ -105,16 +63,21 @@ pub struct StepLog {
 pub struct Trainer {
     grad_graph: Graph,
     opt_graph: Graph,
-    /// Current weights by parameter name.
+    /// Current weights by parameter name (in the gradient graph's parameter types).
     pub params: HashMap<String, Tensor>,
     moments: HashMap<String, Tensor>,
     trainable: Vec<String>,
     cfg: TrainConfig,
+    adam: AdamWConfig,
+    /// Optimizer steps applied (the schedule's and Adam's step count).
     step: usize,
-    loss_scale: f64,
+    /// Training steps run, skipped ones included.
+    iteration: usize,
+    scaler: LossScaler,
 }
 
-/// Builds the gradient graph of `forward` for labels of type `labels`: loss + autodiff.
+/// Builds the gradient graph of `forward` for labels of type `labels`: loss + autodiff,
+/// with the gradient seed `loss_scale` (gradients come out multiplied by it).
 pub fn gradient_graph(forward: &Graph, labels: &TensorType, loss_scale: f64) -> Result<Graph> {
     let with_loss = tessera_passes::loss::attach_vqa_loss(forward, labels)?;
     let opts = AutodiffOptions {
@@ -126,7 +89,7 @@ pub fn gradient_graph(forward: &Graph, labels: &TensorType, loss_scale: f64) -> 
 
 impl Trainer {
     /// Compiles the training step for `forward` (a model graph with the QA head) and labels of
-    /// type `labels`, starting from `params`.
+    /// type `labels`, starting from `params` (f32; cast to the graph's parameter types).
     pub fn new(
         forward: &Graph,
         labels: &TensorType,
@@ -134,8 +97,9 @@ impl Trainer {
         cfg: TrainConfig,
     ) -> Result<Self> {
         cfg.validate()?;
-        let loss_scale = 1.0;
-        let grad_graph = gradient_graph(forward, labels, loss_scale)?;
+        let precision = cfg.precision.as_ref();
+        let (grad_graph, _) = precision::mixed_gradient_graph(forward, labels, precision)?;
+        let params = precision::params_for_graph(&grad_graph, &params);
         let mut trainable = Vec::new();
         let mut optim_params = Vec::new();
         for o in grad_graph.outputs() {
@@ -162,12 +126,23 @@ impl Trainer {
             grad_accum: cfg.grad_accum,
             max_grad_norm: cfg.max_grad_norm,
         };
-        let opt_graph = build_optimizer_graph(&optim_params, &adam)?;
+        let prec = precision::optim_precision(precision);
+        let opt_graph = build_optimizer_graph_with(&optim_params, &adam, &prec)?;
         let mut moments = HashMap::new();
         for p in &optim_params {
-            moments.insert(format!("adam_m.{}", p.name), Tensor::zeros(&p.ty));
-            moments.insert(format!("adam_v.{}", p.name), Tensor::zeros(&p.ty));
+            for (kind, dtype) in [
+                ("adam_m", prec.first_moment),
+                ("adam_v", prec.second_moment),
+            ] {
+                let ty = p.ty.with_dtype(dtype.unwrap_or(p.ty.dtype));
+                moments.insert(format!("{kind}.{}", p.name), Tensor::zeros(&ty));
+            }
         }
+        let scaler = LossScaler::new(
+            precision
+                .map(|c| c.loss_scaling)
+                .unwrap_or(tessera_passes::mixed_precision::LossScaling::None),
+        );
         Ok(Trainer {
             grad_graph,
             opt_graph,
@@ -175,8 +150,10 @@ impl Trainer {
             moments,
             trainable,
             cfg,
+            adam,
             step: 0,
-            loss_scale,
+            iteration: 0,
+            scaler,
         })
     }
 
@@ -190,21 +167,70 @@ impl Trainer {
         &self.opt_graph
     }
 
-    /// Loss and gradients of one micro-batch (`inputs` include `labels`).
+    /// The current loss scale (1 without loss scaling).
+    pub fn loss_scale(&self) -> f64 {
+        self.scaler.scale()
+    }
+
+    /// Optimizer steps applied so far (skipped steps excluded).
+    pub fn optimizer_steps(&self) -> usize {
+        self.step
+    }
+
+    /// Evaluation options of micro-batch `micro` of the current step.
+    fn eval_options(&self, micro: u64) -> EvalOptions {
+        let sr = self
+            .cfg
+            .precision
+            .as_ref()
+            .filter(|c| c.stochastic_rounding);
+        EvalOptions {
+            stochastic_rounding: sr
+                .map(|c| precision::rounding_seed(c.seed, self.iteration as u64, micro)),
+        }
+    }
+
+    /// Loss and gradients of one micro-batch (`inputs` include `labels`); the gradients are
+    /// multiplied by the current loss scale.
     pub fn loss_and_grads(
         &self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<(f64, BTreeMap<String, Tensor>)> {
-        let mut out = tessera_ir::eval::evaluate(&self.grad_graph, inputs, &self.params)
+        self.loss_and_grads_with(inputs, &self.eval_options(0))
+    }
+
+    fn loss_and_grads_with(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        opts: &EvalOptions,
+    ) -> Result<(f64, BTreeMap<String, Tensor>)> {
+        let scaled;
+        let inputs = if self.grad_graph.input_by_name(LOSS_SCALE_INPUT).is_ok() {
+            let mut with_scale = inputs.clone();
+            with_scale.insert(
+                LOSS_SCALE_INPUT.to_string(),
+                Tensor::scalar_f32(self.scaler.scale() as f32),
+            );
+            scaled = with_scale;
+            &scaled
+        } else {
+            inputs
+        };
+        let mut out = tessera_ir::eval::evaluate_with(&self.grad_graph, inputs, &self.params, opts)
             .context("evaluating the gradient graph")?;
         let loss = out
             .remove("loss")
             .context("gradient graph has no `loss` output")?
-            .to_f64_vec()[0];
+            .to_f64_vec()
+            .first()
+            .copied()
+            .context("empty loss")?;
         Ok((loss, out))
     }
 
-    /// One optimizer step over `grad_accum` micro-batches drawn from `next`.
+    /// One training step over `grad_accum` micro-batches drawn from `next`: the update is
+    /// applied unless a summed gradient holds an inf or NaN (then the step is skipped and,
+    /// with dynamic loss scaling, the scale halved).
     pub fn step(
         &mut self,
         mut next: impl FnMut() -> Result<HashMap<String, Tensor>>,
@@ -213,13 +239,14 @@ impl Trainer {
         let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
         let mut loss = 0.0;
         let mut samples = 0;
-        for _ in 0..self.cfg.grad_accum {
+        for micro in 0..self.cfg.grad_accum {
             let inputs = next()?;
             samples += inputs
                 .get("labels")
                 .and_then(|t| t.shape().first().copied())
                 .unwrap_or(1);
-            let (l, grads) = self.loss_and_grads(&inputs)?;
+            let opts = self.eval_options(micro as u64);
+            let (l, grads) = self.loss_and_grads_with(&inputs, &opts)?;
             loss += l;
             for (k, g) in grads {
                 let name = k.trim_start_matches("grad.").to_string();
@@ -232,30 +259,77 @@ impl Trainer {
                 }
             }
         }
+        let mut skipped = !sums.values().all(|v| v.iter().all(|x| x.is_finite()));
+        let mut lr = self.adam.lr_at(self.step as u64);
+        let mut grad_norm = f64::NAN;
+        if !skipped {
+            let out = self.optimizer_step(&mut sums)?;
+            match out {
+                Some((l, n)) => (lr, grad_norm) = (l, n),
+                None => skipped = true,
+            }
+        }
+        let update = self.scaler.update(skipped);
+        self.iteration += 1;
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        Ok(StepLog {
+            step: self.iteration,
+            loss: loss / self.cfg.grad_accum as f64,
+            lr,
+            loss_scale: update.used_scale,
+            skipped,
+            samples_per_second: samples as f64 / secs,
+            grad_norm,
+        })
+    }
+
+    /// Runs the optimizer graph on the summed gradients and keeps its results; returns the
+    /// learning rate and gradient norm, or `None` when the graph found a non-finite gradient
+    /// (its outputs are then discarded).
+    fn optimizer_step(
+        &mut self,
+        sums: &mut HashMap<String, Vec<f32>>,
+    ) -> Result<Option<(f64, f64)>> {
         let mut feeds: HashMap<String, Tensor> = self.moments.clone();
         feeds.insert("step".into(), Tensor::scalar_f32(self.step as f32));
         feeds.insert(
             "loss_scale".into(),
-            Tensor::scalar_f32(self.loss_scale as f32),
+            Tensor::scalar_f32(self.scaler.scale() as f32),
         );
         for name in &self.trainable {
-            let ty = &self.params[name].ty();
-            let data = sums.remove(name).context("missing gradient")?;
+            let shape = self
+                .params
+                .get(name)
+                .with_context(|| format!("no weight for trained parameter {name}"))?
+                .shape()
+                .to_vec();
+            let data = sums
+                .remove(name)
+                .with_context(|| format!("missing gradient for {name}"))?;
             feeds.insert(
                 format!("grad_sum.{name}"),
-                Tensor::new(ty.shape.clone(), TensorData::F32(data))?,
+                Tensor::new(shape, TensorData::F32(data))?,
             );
         }
-        let mut out = tessera_ir::eval::evaluate(&self.opt_graph, &feeds, &self.params)
+        let opts = self.eval_options(self.cfg.grad_accum as u64);
+        let mut out = tessera_ir::eval::evaluate_with(&self.opt_graph, &feeds, &self.params, &opts)
             .context("evaluating the optimizer graph")?;
-        let scalar = |out: &mut BTreeMap<String, Tensor>, k: &str| -> Result<f64> {
-            Ok(out
-                .remove(k)
+        let mut scalar = |k: &str| -> Result<f64> {
+            out.remove(k)
                 .with_context(|| format!("optimizer graph has no `{k}`"))?
-                .to_f64_vec()[0])
+                .to_f64_vec()
+                .first()
+                .copied()
+                .with_context(|| format!("optimizer output `{k}` is empty"))
         };
-        let lr = scalar(&mut out, "lr")?;
-        let grad_norm = scalar(&mut out, "grad_norm")?;
+        if scalar("found_inf")? != 0.0 {
+            return Ok(None);
+        }
+        let lr = scalar("lr")?;
+        let grad_norm = scalar("grad_norm")?;
+        if !all_finite(out.values()) {
+            bail!("the optimizer step produced non-finite weights or moments");
+        }
         for (k, t) in out {
             if let Some(name) = k.strip_prefix("param.") {
                 self.params.insert(name.to_string(), t);
@@ -264,15 +338,7 @@ impl Trainer {
             }
         }
         self.step += 1;
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
-        Ok(StepLog {
-            step: self.step,
-            loss: loss / self.cfg.grad_accum as f64,
-            lr,
-            loss_scale: self.loss_scale,
-            samples_per_second: samples as f64 / secs,
-            grad_norm,
-        })
+        Ok(Some((lr, grad_norm)))
     }
 }
 
@@ -306,36 +372,5 @@ mod tests {
         assert!(lxmert_no_decay("answer_head.logit_fc.0.bias"));
         assert!(!lxmert_no_decay("answer_head.logit_fc.0.weight"));
         assert!(!lxmert_no_decay("lxmert.embeddings.word_embeddings.weight"));
-    }
-
-    #[test]
-    fn validation_names_the_flag() {
-        let cfg = TrainConfig {
-            steps: 10,
-            grad_accum: 0,
-            lr: 5e-5,
-            warmup_ratio: 0.1,
-            weight_decay: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            max_grad_norm: None,
-        };
-        assert!(cfg
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("--grad-accum"));
-        let neg = TrainConfig {
-            grad_accum: 1,
-            lr: -1.0,
-            ..cfg.clone()
-        };
-        assert!(neg.validate().unwrap_err().to_string().contains("--lr"));
-        let ok = TrainConfig {
-            grad_accum: 1,
-            ..cfg
-        };
-        assert_eq!(ok.warmup_steps(), 1);
     }
 }

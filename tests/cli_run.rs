@@ -7,32 +7,35 @@ use std::collections::BTreeMap;
 use tessera_ir::Tensor;
 
 fn run_tiny(inputs: &str) -> BTreeMap<String, Tensor> {
+    run_model(&tiny(), inputs)
+}
+
+fn run_model(model: &std::path::Path, inputs: &str) -> BTreeMap<String, Tensor> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
     tessera_ok(&[
         "run",
-        tiny().to_str().unwrap(),
+        model.to_str().unwrap(),
         "--inputs",
-        tiny_file(inputs).to_str().unwrap(),
+        model.join(inputs).to_str().unwrap(),
         "--outputs",
         out.to_str().unwrap(),
     ]);
     load(&out)
 }
 
+const OUTPUTS: [&str; 4] = [
+    "question_answering_score",
+    "language_output",
+    "vision_output",
+    "pooled_output",
+];
+
 #[test]
-fn tiny_forward_matches_transformers() {
+fn tiny_forward_matches_transformers_f64() {
     let got = run_tiny("inputs.safetensors");
-    let want = load(&tiny_file("outputs.safetensors"));
     let want64 = load(&tiny_file("outputs_f64.safetensors"));
-    for name in [
-        "question_answering_score",
-        "language_output",
-        "vision_output",
-        "pooled_output",
-    ] {
-        let e = rel_err(&got[name], &want[name]);
-        assert!(e < 1e-4, "{name}: relative error {e:e} vs transformers f32");
+    for name in OUTPUTS {
         let e64 = rel_err(&got[name], &want64[name]);
         assert!(
             e64 < 1e-4,
@@ -42,17 +45,34 @@ fn tiny_forward_matches_transformers() {
 }
 
 #[test]
-fn tiny_forward_with_visual_mask_matches_transformers() {
-    let got = run_tiny("inputs_vmask.safetensors");
-    let want = load(&tiny_file("outputs.safetensors"));
-    for name in [
-        "question_answering_score",
-        "language_output",
-        "vision_output",
-        "pooled_output",
-    ] {
-        let e = rel_err(&got[name], &want[&format!("vmask.{name}")]);
-        assert!(e < 1e-4, "vmask.{name}: relative error {e:e}");
+fn forward_matches_transformers_for_every_fixture_config() {
+    for model in fixtures() {
+        let got = run_model(&model, "inputs.safetensors");
+        let want = load(&model.join("outputs.safetensors"));
+        for name in OUTPUTS {
+            let e = rel_err(&got[name], &want[name]);
+            assert!(
+                e < 1e-4,
+                "{}: {name}: relative error {e:e}",
+                model.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn forward_with_visual_mask_matches_transformers_for_every_fixture_config() {
+    for model in fixtures() {
+        let got = run_model(&model, "inputs_vmask.safetensors");
+        let want = load(&model.join("outputs.safetensors"));
+        for name in OUTPUTS {
+            let e = rel_err(&got[name], &want[&format!("vmask.{name}")]);
+            assert!(
+                e < 1e-4,
+                "{}: vmask.{name}: relative error {e:e}",
+                model.display()
+            );
+        }
     }
 }
 

@@ -4,30 +4,40 @@
 mod common;
 use common::*;
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use tessera_ir::Tensor;
 
-fn meta() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(tiny_file("meta.json")).unwrap()).unwrap()
+fn meta_of(model: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(model.join("meta.json")).unwrap()).unwrap()
 }
 
-fn run_train(inputs: &str) -> BTreeMap<String, Tensor> {
+fn meta() -> serde_json::Value {
+    meta_of(&tiny())
+}
+
+fn run_train(model: &Path, inputs: &str) -> BTreeMap<String, Tensor> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("grads.safetensors");
     tessera_ok(&[
         "run",
-        tiny().to_str().unwrap(),
+        model.to_str().unwrap(),
         "--train",
         "--inputs",
-        tiny_file(inputs).to_str().unwrap(),
+        model.join(inputs).to_str().unwrap(),
         "--outputs",
         out.to_str().unwrap(),
     ]);
     load(&out)
 }
 
-fn check_grads(got: &BTreeMap<String, Tensor>, grads_file: &str, without_grad_key: &str) {
-    let want = load(&tiny_file(grads_file));
-    let m = meta();
+fn check_grads(
+    model: &Path,
+    got: &BTreeMap<String, Tensor>,
+    grads_file: &str,
+    without_grad_key: &str,
+) {
+    let want = load(&model.join(grads_file));
+    let m = meta_of(model);
     let without: Vec<&str> = m[without_grad_key]
         .as_array()
         .unwrap()
@@ -69,20 +79,37 @@ fn check_grads(got: &BTreeMap<String, Tensor>, grads_file: &str, without_grad_ke
 
 #[test]
 fn soft_label_bce_loss_and_gradients_match_transformers() {
-    let got = run_train("train_soft.safetensors");
-    let loss = got["loss"].to_f64_vec()[0];
-    let want = meta()["losses"]["loss_bce_mean"].as_f64().unwrap();
-    assert!(((loss - want) / want).abs() < 1e-5, "loss {loss} vs {want}");
-    check_grads(&got, "grads.safetensors", "params_without_grad");
+    for model in fixtures() {
+        let got = run_train(&model, "train_soft.safetensors");
+        let loss = got["loss"].to_f64_vec()[0];
+        let want = meta_of(&model)["losses"]["loss_bce_mean"].as_f64().unwrap();
+        assert!(
+            ((loss - want) / want).abs() < 1e-5,
+            "{}: loss {loss} vs {want}",
+            model.display()
+        );
+        check_grads(&model, &got, "grads.safetensors", "params_without_grad");
+    }
 }
 
 #[test]
 fn hard_label_cross_entropy_and_gradients_match_transformers() {
-    let got = run_train("train_hard.safetensors");
-    let loss = got["loss"].to_f64_vec()[0];
-    let want = meta()["losses"]["loss_ce_hf"].as_f64().unwrap();
-    assert!(((loss - want) / want).abs() < 1e-5, "loss {loss} vs {want}");
-    check_grads(&got, "grads_ce.safetensors", "params_without_grad_ce");
+    for model in fixtures() {
+        let got = run_train(&model, "train_hard.safetensors");
+        let loss = got["loss"].to_f64_vec()[0];
+        let want = meta_of(&model)["losses"]["loss_ce_hf"].as_f64().unwrap();
+        assert!(
+            ((loss - want) / want).abs() < 1e-5,
+            "{}: loss {loss} vs {want}",
+            model.display()
+        );
+        check_grads(
+            &model,
+            &got,
+            "grads_ce.safetensors",
+            "params_without_grad_ce",
+        );
+    }
 }
 
 #[test]

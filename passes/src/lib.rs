@@ -5,6 +5,10 @@
 //!   parameter, emitted as ordinary IR nodes (scoped `<forward scope>.backward`).
 //! - [`loss`]: the VQA losses (soft-label binary cross-entropy as optimum-graphcore trains
 //!   LXMERT, hard-label cross-entropy as transformers defines it) attached to a forward graph.
+//! - [`manager`]: the pass manager: named passes, pipeline strings, verification after
+//!   every pass, timing and statistics, instrumentation hooks for printing and dumping IR.
+//! - [`mixed_precision`]: fp16 compute where it is safe and fp32 where it is not, from one
+//!   policy table, with cast folding and loss scaling.
 //! - [`optim`]: one AdamW optimizer step with transformers' linear warmup schedule, gradient
 //!   accumulation and global-norm clipping, as a graph of its own.
 //! - [`layers`]: the layers, units and phases recomputation and placement work on.
@@ -23,6 +27,8 @@ pub mod autodiff;
 mod emit;
 pub mod layers;
 pub mod loss;
+pub mod manager;
+pub mod mixed_precision;
 pub mod optim;
 pub mod pipeline;
 pub mod recompute;

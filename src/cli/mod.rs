@@ -2,6 +2,7 @@
 
 mod compile;
 mod inspect;
+pub mod precision;
 mod run;
 mod train;
 

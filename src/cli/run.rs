@@ -1,11 +1,22 @@
-//! `tessera run MODEL --inputs in.safetensors --outputs out.safetensors [--weights W]`.
+//! `tessera run MODEL --inputs in.safetensors --outputs out.safetensors [--weights W]
+//! [--train] [--precision fp16 ...]`.
+//!
+//! With `--precision fp16` the `mixed-precision` pass runs on the forward graph (before the
+//! loss and autodiff with `--train`); the weights are cast to the graph's parameter types,
+//! and outputs keep their f32 types. With loss scaling, gradients are computed scaled and
+//! written unscaled, in f32.
 
+use super::precision::PrecisionArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use tessera::{feeds, model, train};
+use tessera::train::precision::{mixed_gradient_graph, params_for_graph};
+use tessera::{feeds, model};
+use tessera_ir::eval::EvalOptions;
+use tessera_ir::{Graph, Tensor, TensorData};
 use tessera_lxmert::BuildOptions;
+use tessera_passes::mixed_precision::{mixed_precision, PrecisionConfig, LOSS_SCALE_INPUT};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -27,12 +38,26 @@ pub struct RunArgs {
     /// soft scores or i64 [B] class ids); the outputs hold `loss` and `grad.<parameter>`.
     #[arg(long)]
     train: bool,
+    #[command(flatten)]
+    precision: PrecisionArgs,
+}
+
+/// `graph` through the mixed-precision pass when `precision` is given.
+fn forward_graph(graph: Graph, precision: Option<&PrecisionConfig>) -> Result<Graph> {
+    match precision {
+        Some(cfg) => Ok(mixed_precision(&graph, cfg)
+            .context("mixed-precision pass")?
+            .0),
+        None => Ok(graph),
+    }
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
+    let precision = a.precision.resolve(a.train)?;
     let spec = model::resolve(&a.model)?;
     let tensors = tessera_ir::io::load_safetensors(&a.inputs)?;
     let params = spec.weights(a.weights.as_deref(), a.seed)?;
+    let mut loss_scale = 1.0;
     let (graph, inputs) = match spec.lxmert_config() {
         Some(config) => {
             let f = feeds::lxmert_feeds(tensors, config, &a.inputs, a.train)?;
@@ -44,11 +69,21 @@ pub fn run(a: RunArgs) -> Result<()> {
             let mut inputs = f.inputs;
             match f.labels {
                 Some(labels) if a.train => {
-                    let graph = train::gradient_graph(&forward, &labels.ty(), 1.0)?;
+                    let (graph, _) =
+                        mixed_gradient_graph(&forward, &labels.ty(), precision.as_ref())?;
                     inputs.insert("labels".into(), labels);
+                    if graph.input_by_name(LOSS_SCALE_INPUT).is_ok() {
+                        loss_scale = precision
+                            .as_ref()
+                            .map_or(1.0, |c| c.loss_scaling.initial_scale());
+                        inputs.insert(
+                            LOSS_SCALE_INPUT.into(),
+                            Tensor::scalar_f32(loss_scale as f32),
+                        );
+                    }
                     (graph, inputs)
                 }
-                _ => (forward, inputs),
+                _ => (forward_graph(forward, precision.as_ref())?, inputs),
             }
         }
         None => {
@@ -64,16 +99,43 @@ pub fn run(a: RunArgs) -> Result<()> {
                 &BuildOptions::default(),
             )?;
             let inputs = feeds::ir_feeds(&graph, tensors, &a.inputs)?;
-            (graph, inputs)
+            (forward_graph(graph, precision.as_ref())?, inputs)
         }
     };
-    let outputs = tessera_ir::eval::evaluate(&graph, &inputs, &params)
+    let params = params_for_graph(&graph, &params);
+    let opts = EvalOptions {
+        stochastic_rounding: precision
+            .as_ref()
+            .filter(|c| c.stochastic_rounding)
+            .map(|c| c.seed),
+    };
+    let outputs = tessera_ir::eval::evaluate_with(&graph, &inputs, &params, &opts)
         .with_context(|| format!("evaluating graph @{}", graph.name))?;
     if outputs.is_empty() {
         bail!("graph @{} has no outputs", graph.name);
     }
-    let outputs: BTreeMap<_, _> = outputs.into_iter().collect();
+    let outputs = outputs
+        .into_iter()
+        .map(|(k, t)| {
+            let t = if loss_scale != 1.0 && k.starts_with("grad.") {
+                unscale(&t, loss_scale)?
+            } else {
+                t
+            };
+            Ok((k, t))
+        })
+        .collect::<Result<BTreeMap<_, _>>>()?;
     tessera_ir::io::save_safetensors(&a.outputs, &outputs)?;
     eprintln!("wrote {} outputs to {}", outputs.len(), a.outputs.display());
     Ok(())
+}
+
+/// A gradient computed with loss scale `scale`, divided by it in f32.
+fn unscale(t: &Tensor, scale: f64) -> Result<Tensor> {
+    let v: Vec<f32> = t
+        .to_f32_vec()
+        .into_iter()
+        .map(|x| (f64::from(x) / scale) as f32)
+        .collect();
+    Ok(Tensor::new(t.shape().to_vec(), TensorData::F32(v))?)
 }

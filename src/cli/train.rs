@@ -1,6 +1,12 @@
 //! `tessera train MODEL [--weights W] --steps N --batch-size B --grad-accum K --lr LR
-//! --warmup-ratio R --weight-decay WD [--data FILE] [--save DIR] [--log FILE]`.
+//! --warmup-ratio R --weight-decay WD [--data FILE] [--save DIR] [--log FILE]
+//! [--precision fp16 [--half-partials] [--loss-scaling N|dynamic] [--stochastic-rounding]
+//! [--master-weights f16] [--ipu-config F]]`.
+//!
+//! The log has one JSON line per step with `loss_scale` and `skipped` (a step whose
+//! gradients overflowed is skipped and its weights left untouched).
 
+use super::precision::{describe, PrecisionArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -60,6 +66,8 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    precision: PrecisionArgs,
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -78,6 +86,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         beta2: 0.999,
         eps: 1e-8,
         max_grad_norm: a.max_grad_norm,
+        precision: a.precision.resolve(true)?,
     };
     cfg.validate()?;
     if a.batch_size == 0 {
@@ -114,6 +123,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     };
     let forward = spec.graph(&first.shapes, &opts)?;
     let params = spec.weights(a.weights.as_deref(), a.seed)?;
+    let trainer_precision = cfg.precision.clone();
     let mut trainer = Trainer::new(&forward, &labels.ty(), params, cfg)?;
     let mut log = match &a.log {
         Some(p) => Some(std::io::BufWriter::new(
@@ -131,11 +141,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     eprintln!(
-        "training {} on {} ({} samples/micro-batch × {} micro-batches/step)",
+        "training {} on {} ({} samples/micro-batch × {} micro-batches/step; {})",
         a.model,
         data_name.as_deref().unwrap_or("synthetic VQA data"),
         a.batch_size,
-        a.grad_accum
+        a.grad_accum,
+        describe(trainer_precision.as_ref()),
     );
     let mut pending = Some(first);
     for _ in 0..a.steps {
@@ -148,16 +159,24 @@ pub fn train(a: TrainArgs) -> Result<()> {
             inputs.insert("labels".into(), f.labels.context("batch without labels")?);
             Ok(inputs)
         })?;
+        let skipped = if s.skipped {
+            "  skipped (inf/NaN gradients)"
+        } else {
+            ""
+        };
         bar.set_message(format!(
-            "loss {:.4}  lr {:.2e}  {:.1} samples/s",
-            s.loss, s.lr, s.samples_per_second
+            "loss {:.4}  lr {:.2e}  scale {}  {:.1} samples/s{skipped}",
+            s.loss, s.lr, s.loss_scale, s.samples_per_second
         ));
         bar.inc(1);
         if let Some(w) = log.as_mut() {
             writeln!(w, "{}", serde_json::to_string(&s)?)?;
         }
         if a.quiet {
-            eprintln!("step {:>5}  loss {:.6}  lr {:.3e}", s.step, s.loss, s.lr);
+            eprintln!(
+                "step {:>5}  loss {:.6}  lr {:.3e}  loss_scale {}{skipped}",
+                s.step, s.loss, s.lr, s.loss_scale
+            );
         }
     }
     bar.finish();
@@ -166,10 +185,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(dir) = &a.save {
         let cfg = spec.lxmert_config().context("no config")?;
+        // Checkpoints are f32, whatever precision the weights were trained in.
         let weights = trainer
             .params
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), v.cast(tessera_ir::DType::F32)))
             .collect();
         tessera_lxmert::save_hf_dir(dir, cfg, &weights)?;
         eprintln!("saved {}", dir.display());

@@ -17,6 +17,13 @@ pub fn tiny_file(name: &str) -> PathBuf {
     tiny().join(name)
 }
 
+/// The fixture directories made with transformers: `lxmert-tiny` (the preset's config) and
+/// `lxmert-alt` (another config: 3/2/2 layers, hidden 48, 6 heads, 7 answers, batch 3).
+pub fn fixtures() -> [PathBuf; 2] {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    [root.join("lxmert-tiny"), root.join("lxmert-alt")]
+}
+
 /// Runs `tessera` with `args`.
 pub fn tessera(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))

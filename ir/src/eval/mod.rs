@@ -23,6 +23,10 @@
 //! - MatMul: f32 accumulation in ascending `k`, rounded once; with `half_partials` on f16
 //!   operands, the partial sum is rounded to f16 after every multiply-add.
 //! - i64 arithmetic is checked (overflow and division by zero are errors).
+//!
+//! Options ([`EvalOptions`], [`evaluate_with`], [`Evaluator::with_options`]): stochastic
+//! rounding of f16 results with a seed ([`sround`]), as the IPU rounds in training;
+//! [`evaluate`] keeps round-to-nearest-even.
 
 mod elementwise;
 mod error;
@@ -32,6 +36,7 @@ mod layout;
 pub mod math;
 mod matmul;
 mod reduce;
+pub mod sround;
 mod strided;
 mod values;
 
@@ -40,6 +45,7 @@ mod tests;
 
 pub use error::{EvalError, KernelError, NodeName};
 
+use crate::dtype::DType;
 use crate::graph::{Graph, NodeId};
 use crate::op::{Op, TypeError};
 use crate::tensor::Tensor;
@@ -53,6 +59,25 @@ pub fn evaluate(
     params: &HashMap<String, Tensor>,
 ) -> Result<BTreeMap<String, Tensor>, EvalError> {
     Evaluator::new(graph).run(inputs, params)
+}
+
+/// How the evaluator rounds; the default is the precision contract of the module
+/// documentation (round to nearest even).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EvalOptions {
+    /// Round the f16 results of arithmetic stochastically, with random numbers keyed by this
+    /// seed, the node and the element ([`sround`]); `None`: round to nearest even.
+    pub stochastic_rounding: Option<u64>,
+}
+
+/// [`evaluate`] with options.
+pub fn evaluate_with(
+    graph: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    params: &HashMap<String, Tensor>,
+    opts: &EvalOptions,
+) -> Result<BTreeMap<String, Tensor>, EvalError> {
+    Evaluator::with_options(graph, *opts).run(inputs, params)
 }
 
 /// Evaluates `graph` and returns the values of `nodes`, in order (for tests and debugging).
@@ -71,6 +96,7 @@ pub fn evaluate_nodes(
 pub struct Evaluator<'g> {
     graph: &'g Graph,
     order: Vec<NodeId>,
+    opts: EvalOptions,
 }
 
 /// Counters of one evaluation, to check that values are freed and dead code skipped.
@@ -88,9 +114,15 @@ type Values<'f> = HashMap<NodeId, Cow<'f, Tensor>>;
 impl<'g> Evaluator<'g> {
     /// An evaluator for `graph`.
     pub fn new(graph: &'g Graph) -> Self {
+        Self::with_options(graph, EvalOptions::default())
+    }
+
+    /// An evaluator for `graph` that rounds as `opts` says.
+    pub fn with_options(graph: &'g Graph, opts: EvalOptions) -> Self {
         Evaluator {
             graph,
             order: graph.topo_order(),
+            opts,
         }
     }
 
@@ -309,8 +341,13 @@ impl<'g> Evaluator<'g> {
                     .ok_or_else(|| {
                         self.kernel_error(id, KernelError::Internal("operand not computed".into()))
                     })?;
-                let v =
-                    kernels::eval_op(op, &args, &node.ty).map_err(|e| self.kernel_error(id, e))?;
+                let v = match self.opts.stochastic_rounding {
+                    Some(seed) if node.ty.dtype == DType::F16 && sround::applies(op, &args) => {
+                        sround::eval_stochastic(op, &args, &node.ty, seed, id.index() as u64)
+                    }
+                    _ => kernels::eval_op(op, &args, &node.ty),
+                }
+                .map_err(|e| self.kernel_error(id, e))?;
                 Some(Cow::Owned(v))
             }
         };

@@ -15,9 +15,14 @@
 //! `v ← β2 v + (1−β2) g²`, `p ← p − (lr_t/(1−β1^t)) · m / (√v/√(1−β2^t) + eps)` — the
 //! operation order of torch's single-tensor implementation. Shared nodes are scoped
 //! `optimizer`, per-parameter nodes `optimizer.<name>`.
+//!
+//! [`build_optimizer_graph_with`] chooses the element types of the gradient inputs and of
+//! each moment ([`OptimPrecision`]: f16 weights with an f16 first moment, as the seed run)
+//! and can guard the step: output `found_inf` (bool) is true when any gradient element is
+//! inf or NaN, and then every weight and moment output equals its input.
 
 use super::schedule::emit_linear_with_warmup;
-use super::{AdamWConfig, OptimError, OptimParam};
+use super::{AdamWConfig, OptimError, OptimParam, OptimPrecision};
 use crate::emit::Emitter;
 use tessera_ir::{BinaryOp, DType, Graph, NodeId, TensorType, UnaryOp};
 
@@ -28,6 +33,16 @@ pub const SCOPE: &str = "optimizer";
 pub fn build_optimizer_graph(
     params: &[OptimParam],
     cfg: &AdamWConfig,
+) -> Result<Graph, OptimError> {
+    build_optimizer_graph_with(params, cfg, &OptimPrecision::default())
+}
+
+/// [`build_optimizer_graph`] with the input and state types and the non-finite guard of
+/// `prec`; see the module documentation.
+pub fn build_optimizer_graph_with(
+    params: &[OptimParam],
+    cfg: &AdamWConfig,
+    prec: &OptimPrecision,
 ) -> Result<Graph, OptimError> {
     cfg.validate()?;
     let mut g = Graph::new(SCOPE);
@@ -42,11 +57,12 @@ pub fn build_optimizer_graph(
                 ty: p.ty.clone(),
             });
         }
+        let ty = |d: Option<DType>| p.ty.with_dtype(d.unwrap_or(p.ty.dtype));
         slots.push(Slot {
             weight: g.param(&p.name, p.ty.clone())?,
-            grad: g.input(&format!("grad_sum.{}", p.name), p.ty.clone())?,
-            m: g.input(&format!("adam_m.{}", p.name), p.ty.clone())?,
-            v: g.input(&format!("adam_v.{}", p.name), p.ty.clone())?,
+            grad: g.input(&format!("grad_sum.{}", p.name), ty(prec.grad))?,
+            m: g.input(&format!("adam_m.{}", p.name), ty(prec.first_moment))?,
+            v: g.input(&format!("adam_v.{}", p.name), ty(prec.second_moment))?,
         });
     }
 
@@ -86,7 +102,15 @@ pub fn build_optimizer_graph(
         None => None,
     };
 
-    let mut outputs = Vec::with_capacity(3 * params.len() + 2);
+    let found_inf = if prec.skip_non_finite {
+        Some(super::precision::emit_found_inf(
+            &mut e,
+            &slots_grads(&slots),
+        )?)
+    } else {
+        None
+    };
+    let mut outputs = Vec::with_capacity(3 * params.len() + 3);
     for ((p, s), grad) in params.iter().zip(&slots).zip(grads) {
         e.set_scope(param_scope(&p.name));
         let grad = match clip {
@@ -94,17 +118,33 @@ pub fn build_optimizer_graph(
             None => grad,
         };
         let [weight, m, v] = update(&mut e, &shared, s, grad, p.weight_decay, cfg)?;
-        let dtype = p.ty.dtype;
-        outputs.push((format!("param.{}", p.name), e.cast(weight, dtype)?));
-        outputs.push((format!("adam_m.{}", p.name), e.cast(m, dtype)?));
-        outputs.push((format!("adam_v.{}", p.name), e.cast(v, dtype)?));
+        for (kind, new, old) in [
+            ("param", weight, s.weight),
+            ("adam_m", m, s.m),
+            ("adam_v", v, s.v),
+        ] {
+            let dtype = e.ty(old).dtype;
+            let mut out = e.cast(new, dtype)?;
+            if let Some(inf) = found_inf {
+                out = e.select(inf, old, out)?;
+            }
+            outputs.push((format!("{kind}.{}", p.name), out));
+        }
     }
     outputs.push(("lr".to_string(), shared.lr));
     outputs.push(("grad_norm".to_string(), grad_norm));
+    if let Some(inf) = found_inf {
+        outputs.push(("found_inf".to_string(), inf));
+    }
     for (name, node) in outputs {
         g.set_output(&name, node)?;
     }
     Ok(g)
+}
+
+/// The gradient inputs of the slots.
+fn slots_grads(slots: &[Slot]) -> Vec<NodeId> {
+    slots.iter().map(|s| s.grad).collect()
 }
 
 /// The graph nodes of one parameter's weight, gradient and state.

@@ -13,10 +13,12 @@
 
 mod adamw;
 mod groups;
+mod precision;
 pub mod schedule;
 
-pub use adamw::build_optimizer_graph;
+pub use adamw::{build_optimizer_graph, build_optimizer_graph_with};
 pub use groups::{trainer_decays, trainer_optim_params};
+pub use precision::OptimPrecision;
 
 use tessera_ir::{IrError, TensorType};
 

@@ -7,6 +7,7 @@ mod index;
 mod layout;
 mod matmul;
 mod reduce;
+mod stochastic;
 
 use super::{evaluate, EvalError};
 use crate::dtype::DType;
