@@ -32,6 +32,7 @@ pub mod mixed_precision;
 pub mod optim;
 pub mod pipeline;
 pub mod recompute;
+pub mod schedule;
 
 pub use autodiff::{autodiff, is_backward_scope, AutodiffError, AutodiffOptions};
 pub use layers::{Granularity, LayerRule, Units};

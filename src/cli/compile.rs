@@ -1,13 +1,22 @@
 //! `tessera compile MODEL [--train] [--ipu-config F] [--ipus N] [--placement ...]
 //! [--recompute ...] [--precision ...] [--seq-len S --num-objects N --micro-batch B]
 //! -o PLAN [--json]`: compile a model to a plan and print its stage table.
+//!
+//! The IPU configuration gives the parallelism (IPUs per replica, replicas, gradient
+//! accumulation, device iterations), `layers_per_ipu` for `--placement manual`,
+//! `recompute_checkpoint_every_layer`, the optimizer-state placement and the precision
+//! settings; every flag wins over the file. `--precision fp16` runs the mixed-precision
+//! pass on the forward graph (configured as `tessera train` configures it).
 
+use super::precision::{describe, PrecisionArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use tessera::compile::{compile, report_text, CompileOptions, Transform};
+use tessera::compile::{compile, report_text, CompileOptions, Transform, TransformPoint};
 use tessera::model::{self, ModelSpec};
+use tessera_ir::Graph;
 use tessera_lxmert::{BuildOptions, Shapes};
+use tessera_passes::mixed_precision::{mixed_precision, PrecisionConfig, NAME};
 use tessera_passes::recompute::{Budget, RecomputeMode};
 use tessera_passes::{LayerRule, Placement};
 use tessera_plan::RunSettings;
@@ -35,14 +44,6 @@ enum RecomputeArg {
     Auto,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum PrecisionArg {
-    /// f32 everywhere.
-    Fp32,
-    /// fp16 weights and activations (needs the mixed-precision pass).
-    Fp16,
-}
-
 #[derive(Debug, Args)]
 pub struct CompileArgs {
     /// A preset (lxmert-base, lxmert-tiny), a config.json, a Hugging Face model directory, or a text-IR file.
@@ -50,9 +51,6 @@ pub struct CompileArgs {
     /// Compile the whole training step (loss, backward, recomputation); default: the forward graph.
     #[arg(long)]
     train: bool,
-    /// An optimum-graphcore ipu_config.json (flags below win over its values).
-    #[arg(long)]
-    ipu_config: Option<PathBuf>,
     /// IPUs (pipeline stages) per replica.
     #[arg(long)]
     ipus: Option<usize>,
@@ -80,9 +78,10 @@ pub struct CompileArgs {
     /// Activation memory budget per chip for --recompute auto, bytes (suffixes kB, MB, GB, KiB, MiB, GiB).
     #[arg(long)]
     recompute_budget: Option<String>,
-    /// Numeric precision.
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
-    precision: PrecisionArg,
+    /// Precision, and the optimum-graphcore ipu_config.json (`--ipu-config`) whose
+    /// parallelism, recomputation and precision settings the other flags override.
+    #[command(flatten)]
+    precision: PrecisionArgs,
     /// A target preset (mk2, mk1) or a target JSON file.
     #[arg(long, default_value = "mk2")]
     target: String,
@@ -132,7 +131,7 @@ fn parse_bytes(text: &str) -> Result<u64> {
 
 /// The IPU configuration: the file's (with its warnings) or the defaults, then the flags.
 fn ipu_config(a: &CompileArgs) -> Result<(IpuConfig, Vec<String>)> {
-    let (mut cfg, warnings) = match &a.ipu_config {
+    let (mut cfg, warnings) = match &a.precision.ipu_config {
         Some(path) => {
             let (cfg, w) = IpuConfig::from_file(path)?;
             (cfg, w.iter().map(|w| w.to_string()).collect::<Vec<_>>())
@@ -172,23 +171,24 @@ fn ipu_config(a: &CompileArgs) -> Result<(IpuConfig, Vec<String>)> {
     Ok((cfg, warnings))
 }
 
-/// The transforms `--precision` asks for.
-fn precision_transforms(p: PrecisionArg) -> Result<Vec<Transform>> {
-    match p {
-        PrecisionArg::Fp32 => Ok(Vec::new()),
-        PrecisionArg::Fp16 => bail!(
-            "--precision fp16 needs the mixed-precision pass, which this build of `tessera compile` does not include yet (use --precision fp32)"
-        ),
-    }
+/// The transforms `--precision` asks for: the mixed-precision pass on the forward graph.
+fn precision_transforms(cfg: Option<&PrecisionConfig>) -> Vec<Transform> {
+    let Some(cfg) = cfg.cloned() else {
+        return Vec::new();
+    };
+    vec![Transform {
+        name: NAME.to_string(),
+        at: TransformPoint::Forward,
+        run: Box::new(move |g: &Graph| Ok(mixed_precision(g, &cfg)?.0)),
+    }]
 }
 
 pub fn compile_cmd(a: CompileArgs) -> Result<()> {
     let spec = model::resolve(&a.model)?;
     let target = Target::resolve(&a.target)?;
+    // Resolving the precision flags reads the IPU config too, and prints its warnings.
+    let precision = a.precision.resolve(a.train)?;
     let (cfg, mut warnings) = ipu_config(&a)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
     let micro_batch = u32::try_from(a.micro_batch)
         .ok()
         .filter(|&b| b >= 1)
@@ -234,7 +234,7 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
     let opts = CompileOptions {
         settings: RunSettings {
             model: a.model.clone(),
-            precision: format!("{:?}", a.precision).to_lowercase(),
+            precision: describe(precision.as_ref()),
             shapes,
             ..RunSettings::default()
         },
@@ -247,8 +247,11 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
         rule,
         split_layers: !a.whole_layers,
         micro_batch,
+        scaled_loss: precision
+            .as_ref()
+            .is_some_and(|p| p.loss_scaling.is_enabled()),
     };
-    let transforms = precision_transforms(a.precision)?;
+    let transforms = precision_transforms(precision.as_ref());
     let lxmert_shapes = Shapes {
         batch: a.micro_batch,
         seq_len: a.seq_len,

@@ -24,6 +24,7 @@ use tessera_cost::CostOptions;
 use tessera_ir::{DType, Graph, TensorType};
 use tessera_passes::autodiff::{autodiff, AutodiffOptions};
 use tessera_passes::loss::{attach_vqa_loss, LOGITS};
+use tessera_passes::mixed_precision::autodiff_scaled;
 use tessera_passes::recompute::{RecomputeConfig, RecomputeMode};
 use tessera_passes::{LayerRule, PipelineConfig, Placement};
 use tessera_plan::{PassTiming, Plan, RunSettings};
@@ -84,6 +85,8 @@ pub struct CompileOptions {
     pub split_layers: bool,
     /// Samples per micro-batch.
     pub micro_batch: u32,
+    /// Differentiate the loss scaled by a `loss_scale` input (loss scaling with fp16).
+    pub scaled_loss: bool,
 }
 
 /// Runs `transform` and verifies its result.
@@ -128,7 +131,11 @@ pub fn compile(
         let classes = graph.node(logits).ty.shape.last().copied().unwrap_or(1);
         let labels = TensorType::new(DType::F32, vec![batch, classes]);
         let with_loss = attach_vqa_loss(&graph, &labels)?;
-        graph = autodiff(&with_loss, &AutodiffOptions::default())?;
+        graph = if opts.scaled_loss {
+            autodiff_scaled(&with_loss, &AutodiffOptions::default())?
+        } else {
+            autodiff(&with_loss, &AutodiffOptions::default())?
+        };
         timed("loss+autodiff", t, &graph);
         for tr in transforms
             .iter()

@@ -14,7 +14,8 @@
 //!    one whose first node placed by the rule (not attached in step 2) comes first in
 //!    [`Graph::topo_order`] — for models built in the order their Python `forward` runs
 //!    (LXMERT: embeddings, visual projection, language layers, object layers, cross
-//!    layers, pooler, head, loss) this is that order.
+//!    layers, pooler, head, loss) this is that order. Units with no forward data flow to
+//!    or from any other unit (loss-scale arithmetic) come last.
 //!
 //! Leaves (inputs, parameters, constants) belong to no unit: they are placed with their
 //! users. Backward edges (gradients flowing to earlier units) do not constrain the order.
@@ -56,12 +57,23 @@ pub struct Unit {
     pub nodes: Vec<NodeId>,
 }
 
+/// How a partition was made, to make the same partition of another graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// [`Units::new`] with this rule and granularity.
+    Rule(LayerRule, Granularity),
+    /// [`Units::topological`] with this many chunks.
+    Topological(usize),
+}
+
 /// The units of a graph, in a topological order of forward data flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Units {
     units: Vec<Unit>,
     /// Unit per node index (`NONE` for leaves and vacant indices).
     of: Vec<u32>,
+    /// How the partition was made.
+    origin: Origin,
 }
 
 /// A provisional unit before merging and ordering.
@@ -107,7 +119,17 @@ impl Units {
         }
         let pos = positions(&order, size);
         attach_uncovered(graph, &order, &pos, &mut prov, &mut keys);
-        Units::finish(graph, &order, &pos, &prov, keys)
+        let origin = Origin::Rule(rule.clone(), granularity);
+        Units::finish(graph, &order, &pos, &prov, keys, origin)
+    }
+
+    /// The same kind of partition (rule and granularity, or chunk count) of `graph`: for
+    /// a transformed version of the partitioned graph, whose unit names it shares.
+    pub fn same_on(&self, graph: &Graph) -> Units {
+        match &self.origin {
+            Origin::Rule(rule, granularity) => Units::new(graph, rule, *granularity),
+            Origin::Topological(chunks) => Units::topological(graph, *chunks),
+        }
     }
 
     /// The fallback partition: the forward nodes' topological order cut into `chunks`
@@ -144,7 +166,14 @@ impl Units {
             })
             .collect();
         attach_uncovered(graph, &order, &pos, &mut prov, &mut keys);
-        Units::finish(graph, &order, &pos, &prov, keys)
+        Units::finish(
+            graph,
+            &order,
+            &pos,
+            &prov,
+            keys,
+            Origin::Topological(chunks),
+        )
     }
 
     /// Merges cyclic units, orders them and builds the tables.
@@ -154,6 +183,7 @@ impl Units {
         pos: &[usize],
         prov: &[u32],
         keys: Vec<Key>,
+        origin: Origin,
     ) -> Units {
         let k = keys.len();
         // Forward data flow between provisional units.
@@ -207,6 +237,13 @@ impl Units {
             if a != b && !succ[a].contains(&b) {
                 succ[a].push(b);
                 indeg[b] += 1;
+            }
+        }
+        // A unit no forward data enters or leaves (e.g. loss-scale arithmetic on a graph
+        // input, read by backward nodes only) has no place in the forward order: last.
+        for c in 0..nc {
+            if indeg[c] == 0 && succ[c].is_empty() && nc > 1 {
+                first[c] = usize::MAX;
             }
         }
         let mut ready: BinaryHeap<Reverse<(usize, usize)>> = (0..nc)
@@ -271,7 +308,7 @@ impl Units {
         for (&n, &i) in &remap {
             of[n.index()] = i;
         }
-        Units { units, of }
+        Units { units, of, origin }
     }
 
     /// The units, in topological order.

@@ -34,6 +34,13 @@ pub(crate) fn annotate(graph: &Graph, units: &Units, assignment: &[u32]) -> Grap
     g
 }
 
+/// True for the nodes the pass schedules just before their first reader: inter-chip
+/// copies, stash restores and recomputed copies.
+pub(crate) fn is_helper(node: &tessera_ir::Node) -> bool {
+    let last = node.scope.rsplit('.').next().unwrap_or("");
+    node.annot.recompute || last == COPY_MARKER || last == STASH_MARKER
+}
+
 /// Adds an identity (`reshape` to the same shape) of `of` on `stage`, scoped
 /// `<scope of of>.<marker>`.
 fn identity(g: &mut Graph, of: NodeId, stage: u32, marker: &str) -> Result<NodeId, IrError> {

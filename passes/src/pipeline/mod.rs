@@ -250,6 +250,9 @@ pub enum PipelineError {
         /// The reader's stage.
         reader_stage: u32,
     },
+    /// The placed graph could not be scheduled (the input has a cycle).
+    #[error("pipeline: {0}")]
+    Schedule(#[from] crate::schedule::ScheduleError),
     /// Adding a copy or restore node failed (a bug).
     #[error("building pipeline copies: {0}")]
     Build(#[from] IrError),
@@ -277,6 +280,8 @@ pub(crate) struct Placed {
     pub stashes: usize,
     /// What recomputation did on the placed graph.
     pub recompute: Option<RecomputeStats>,
+    /// The stage of every unit of the units it was placed by.
+    pub assignment: Vec<u32>,
 }
 
 /// The recomputation mode placement estimates costs with: the stage-dependent modes
@@ -293,7 +298,7 @@ pub(crate) struct Planner<'a> {
     /// The graph to place.
     pub graph: &'a Graph,
     /// `graph` recomputed without stages (see [`estimate_mode`]), or `graph` itself.
-    /// Node ids of `graph` are valid in it.
+    /// Units of `est` and of `graph` made the same way have the same names.
     pub est: Graph,
     /// Unit granularity of `auto` and `units` placements.
     pub fine: Granularity,
@@ -334,20 +339,39 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// Units of the estimate graph (whose node ids include the input's).
+    /// Units of the estimate graph.
     pub fn units(&self, rule: &LayerRule, granularity: Granularity) -> Units {
         Units::new(&self.est, rule, granularity)
     }
 
-    /// Places the input graph with a stage per unit of `units`, recomputes it (when asked)
-    /// on its stages, inserts copies and restores, and costs it.
+    /// Places the input graph with a stage per unit of `units` (units of the estimate
+    /// graph, matched to the input's by name), recomputes it (when asked) on its stages,
+    /// inserts copies and restores, schedules them just in time, and costs it.
     pub fn place(
         &self,
         units: &Units,
         assignment: &[u32],
         insert_stash: bool,
     ) -> Result<Placed, PipelineError> {
-        let mut g = annotate::annotate(self.graph, units, assignment);
+        let stage_of: std::collections::HashMap<&str, u32> = units
+            .units()
+            .iter()
+            .zip(assignment)
+            .map(|(u, &s)| (u.name.as_str(), s))
+            .collect();
+        let own = units.same_on(self.graph);
+        let own_assignment =
+            own.units()
+                .iter()
+                .map(|u| {
+                    stage_of.get(u.name.as_str()).copied().ok_or_else(|| {
+                        PipelineError::UnplacedUnit {
+                            name: u.name.clone(),
+                        }
+                    })
+                })
+                .collect::<Result<Vec<u32>, _>>()?;
+        let mut g = annotate::annotate(self.graph, &own, &own_assignment);
         let recompute_stats = match &self.cfg.recompute {
             Some(rc) => {
                 let (r, stats) = recompute(&g, rc)?;
@@ -363,6 +387,10 @@ impl<'a> Planner<'a> {
         } else {
             0
         };
+        let off = crate::schedule::off_chain_backward(&g);
+        let g = crate::schedule::rebuild_lazy(&g, &|n| {
+            annotate::is_helper(g.node(n)) || off.get(n.index()).copied().unwrap_or(false)
+        })?;
         #[cfg(debug_assertions)]
         tessera_ir::verify(&g)?;
         let cost = graph_cost(&g, self.target, &self.cfg.cost)?;
@@ -375,6 +403,7 @@ impl<'a> Planner<'a> {
             copy_bytes,
             stashes,
             recompute: recompute_stats,
+            assignment: assignment.to_vec(),
         })
     }
 }

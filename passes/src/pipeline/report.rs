@@ -187,7 +187,6 @@ pub(crate) fn build(
     hand: Option<Comparison>,
     search: Option<SearchStats>,
 ) -> PipelineReport {
-    let g = &placed.graph;
     let tp = &placed.throughput;
     let stages = placed
         .cost
@@ -197,12 +196,9 @@ pub(crate) fn build(
             let names: Vec<String> = units
                 .units()
                 .iter()
-                .filter(|u| {
-                    u.nodes.first().is_some_and(|&id| {
-                        g.contains(id) && g.node(id).annot.stage == Some(s.stage)
-                    })
-                })
-                .map(|u| u.name.clone())
+                .zip(&placed.assignment)
+                .filter(|(_, &stage)| stage == s.stage)
+                .map(|(u, _)| u.name.clone())
                 .collect();
             let time = tp.stages.iter().find(|t| t.stage == s.stage);
             StageReport {

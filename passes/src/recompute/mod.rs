@@ -6,7 +6,9 @@
 //! forward to the backward pass — and [`analysis`] derives what that implies: the forward
 //! nodes that backward nodes need and that are not checkpoints, transitively. The
 //! *mechanism* ([`mechanism`]) duplicates those nodes (marked `recompute`, printed as such
-//! in the text IR, on their original's stage) and rewires backward nodes to the copies.
+//! in the text IR, on their original's stage) and rewires backward nodes to the copies;
+//! the result is rebuilt with each copy scheduled just before its first reader
+//! ([`crate::schedule`]), so node ids change.
 //! The forward pass is untouched and each copy repeats its original's op on the same
 //! operand values, so every output — the loss and every gradient — is bit-identical.
 //!
@@ -171,6 +173,9 @@ pub enum RecomputeError {
         /// In-flight micro-batches whose stash the stage keeps.
         copies: u64,
     },
+    /// The result could not be scheduled (the input has a cycle).
+    #[error("recompute: {0}")]
+    Schedule(#[from] crate::schedule::ScheduleError),
     /// The result failed verification (a bug in the pass).
     #[error("recompute produced an invalid graph: {0}")]
     Verify(#[from] VerifyError),
@@ -261,7 +266,17 @@ fn finish(
     } else {
         analyze(graph, info, &|v| policy::kept(keep, v))
     };
-    let (g, _) = mechanism::apply(graph, &after);
+    let g = if after.recomputed.is_empty() {
+        graph.clone()
+    } else {
+        let (g, copies) = mechanism::apply(graph, &after);
+        // Recompute each copy just before the backward node that first needs it, and
+        // compute the backward nodes that need no gradient no earlier than that either.
+        let lazy: std::collections::HashSet<NodeId> = copies.values().copied().collect();
+        let off = crate::schedule::off_chain_backward(&g);
+        let off_chain = |n: NodeId| off.get(n.index()).copied().unwrap_or(false);
+        crate::schedule::rebuild_lazy(&g, &|n| lazy.contains(&n) || off_chain(n))?
+    };
     #[cfg(debug_assertions)]
     tessera_ir::verify(&g)?;
     let bytes_before = before.stash_bytes(graph);

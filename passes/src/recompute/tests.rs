@@ -277,14 +277,25 @@ fn check_mode(mode: RecomputeMode, staged: bool) -> RecomputeStats {
     tessera_ir::verify(&out).unwrap();
     assert_bits_equal(&t.eval(&graph), &t.eval(&out));
     let mut flops = 0;
-    for id in out.node_ids() {
+    let mut count = 0;
+    let order = out.topo_order();
+    let loss = out.output("loss").unwrap();
+    let loss_pos = order.iter().position(|&n| n == loss).unwrap();
+    for (pos, &id) in order.iter().enumerate() {
         let n = out.node(id);
         if n.annot.recompute {
-            assert!(!graph.contains(id), "a recomputed node is new");
+            count += 1;
             assert!(!n.scope.contains("backward"), "{}", n.scope);
+            // Scheduled in the backward pass, not during the forward pass.
+            assert!(
+                pos > loss_pos,
+                "recomputed {} runs before the loss",
+                n.scope
+            );
             flops += tessera_ir::flops::node_flops(&out, id).total();
         }
     }
+    assert_eq!(stats.recomputed_nodes, count);
     assert_eq!(stats.extra_flops, flops);
     assert!(stats.stash_bytes <= stats.stash_bytes_before);
     stats
