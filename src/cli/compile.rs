@@ -12,11 +12,9 @@ use super::precision::{describe, PrecisionArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use tessera::compile::{compile, report_text, CompileOptions, Transform, TransformPoint};
+use tessera::compile::{compile, precision_transforms, report_text, CompileOptions};
 use tessera::model::{self, ModelSpec};
-use tessera_ir::Graph;
 use tessera_lxmert::{BuildOptions, Shapes};
-use tessera_passes::mixed_precision::{mixed_precision, PrecisionConfig, NAME};
 use tessera_passes::recompute::{Budget, RecomputeMode};
 use tessera_passes::{LayerRule, Placement};
 use tessera_plan::RunSettings;
@@ -169,18 +167,6 @@ fn ipu_config(a: &CompileArgs) -> Result<(IpuConfig, Vec<String>)> {
             .context("the IPU configuration after applying the command-line flags")?;
     }
     Ok((cfg, warnings))
-}
-
-/// The transforms `--precision` asks for: the mixed-precision pass on the forward graph.
-fn precision_transforms(cfg: Option<&PrecisionConfig>) -> Vec<Transform> {
-    let Some(cfg) = cfg.cloned() else {
-        return Vec::new();
-    };
-    vec![Transform {
-        name: NAME.to_string(),
-        at: TransformPoint::Forward,
-        run: Box::new(move |g: &Graph| Ok(mixed_precision(g, &cfg)?.0)),
-    }]
 }
 
 pub fn compile_cmd(a: CompileArgs) -> Result<()> {

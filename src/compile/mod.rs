@@ -24,7 +24,9 @@ use tessera_cost::CostOptions;
 use tessera_ir::{DType, Graph, TensorType};
 use tessera_passes::autodiff::{autodiff, AutodiffOptions};
 use tessera_passes::loss::{attach_vqa_loss, LOGITS};
-use tessera_passes::mixed_precision::autodiff_scaled;
+use tessera_passes::mixed_precision::{
+    autodiff_scaled, mixed_precision, PrecisionConfig, NAME as MIXED_PRECISION,
+};
 use tessera_passes::recompute::{RecomputeConfig, RecomputeMode};
 use tessera_passes::{LayerRule, PipelineConfig, Placement};
 use tessera_plan::{PassTiming, Plan, RunSettings};
@@ -87,6 +89,19 @@ pub struct CompileOptions {
     pub micro_batch: u32,
     /// Differentiate the loss scaled by a `loss_scale` input (loss scaling with fp16).
     pub scaled_loss: bool,
+}
+
+/// The transforms a precision configuration asks for: none for fp32 (`None`), else the
+/// mixed-precision pass on the forward graph.
+pub fn precision_transforms(cfg: Option<&PrecisionConfig>) -> Vec<Transform> {
+    let Some(cfg) = cfg.cloned() else {
+        return Vec::new();
+    };
+    vec![Transform {
+        name: MIXED_PRECISION.to_string(),
+        at: TransformPoint::Forward,
+        run: Box::new(move |g: &Graph| Ok(mixed_precision(g, &cfg)?.0)),
+    }]
 }
 
 /// Runs `transform` and verifies its result.

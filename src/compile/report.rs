@@ -116,8 +116,8 @@ pub fn report_text(r: &CompileReport) -> String {
     );
     let _ = writeln!(
         out,
-        "\n{:>5}  {:>10} {:>12} {:>10}  {:>9} {:>9}  {}",
-        "stage", "GFLOP/mb", "cycles/mb", "ms/mb", "mem MB", "cap MB", "contents"
+        "\n{:>5}  {:>10} {:>12} {:>10}  {:>9} {:>9}  contents",
+        "stage", "GFLOP/mb", "cycles/mb", "ms/mb", "mem MB", "cap MB"
     );
     for row in &r.stages {
         let mark = if row.stage == r.bottleneck_stage {

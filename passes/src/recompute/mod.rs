@@ -39,6 +39,7 @@ use crate::layers::{Granularity, LayerRule, Units};
 use analysis::{analyze, Info};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use tessera_cost::graph::stash_copies;
 use tessera_ir::{Graph, NodeId, VerifyError};
 
 /// A memory budget for the stashed activations of each chip, bytes (in-flight
@@ -202,14 +203,6 @@ pub(crate) fn describe(graph: &Graph, id: NodeId) -> String {
     }
 }
 
-/// Micro-batches whose stash stage `stage` of `stages` keeps with `grad_accum`
-/// micro-batches per step: `min(2(P−1−s)+1, G)` (PopART's schedule; the cost model's
-/// `stash_copies`).
-pub fn in_flight(stage: u32, stages: u32, grad_accum: u32) -> u64 {
-    let in_flight = 2 * u64::from(stages.saturating_sub(1).saturating_sub(stage)) + 1;
-    in_flight.min(u64::from(grad_accum.max(1)))
-}
-
 /// Applies recomputation policy `cfg.mode` to `graph` (see the module documentation).
 pub fn recompute(
     graph: &Graph,
@@ -242,7 +235,7 @@ pub fn recompute(
                         })?
                     }
                 };
-                let copies = stage.map_or(1, |s| in_flight(s, stages, cfg.grad_accum));
+                let copies = stage.map_or(1, |s| stash_copies(s, stages, cfg.grad_accum));
                 Ok((b, copies))
             };
             let (keep, choices) = auto::choose(graph, &info, &layers, &subs, &limits)?;
