@@ -6,6 +6,7 @@
 //! evaluator) into the commands of the CLI. Reports are produced here too, so that tests can
 //! check them without going through a process.
 
+pub mod compile;
 pub mod data;
 pub mod feeds;
 pub mod model;

@@ -1,5 +1,6 @@
 //! Argument definitions (clap) and dispatch to the subcommands.
 
+mod compile;
 mod inspect;
 pub mod precision;
 mod run;
@@ -21,6 +22,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Execute a model on inputs from a safetensors file.
     Run(run::RunArgs),
+    /// Compile a model to a plan: pipeline placement, recomputation, stage table, predicted throughput.
+    Compile(compile::CompileArgs),
     /// Train a model (AdamW, linear warmup, gradient accumulation) on a data file or synthetic VQA data.
     Train(train::TrainArgs),
 }
@@ -58,6 +61,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Run(a) => run::run(a),
         Command::Train(a) => train::train(a),
+        Command::Compile(a) => compile::compile_cmd(a),
     }
 }
 

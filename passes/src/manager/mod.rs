@@ -23,6 +23,7 @@ mod diff;
 mod error;
 mod instrument;
 mod pass;
+mod placement;
 mod record;
 mod registry;
 mod report;
@@ -36,6 +37,7 @@ pub use diff::{diff, GraphDiff};
 pub use error::PipelineError;
 pub use instrument::{Both, EntryLog, HookError, Instrumentation, NoInstrumentation};
 pub use pass::{count, Counters, Pass, PassError, PassOutput};
+pub use placement::{PipelinePass, RecomputePass};
 pub use record::{FailureKind, PassEntry, PassFailure, PassRecord};
 pub use registry::{
     build_pipeline, check_name, create_pass, default_pipeline, known_passes, parse_pipeline,

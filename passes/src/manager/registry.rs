@@ -9,9 +9,14 @@ use super::builtin::{
     AutodiffPass, DcePass, FoldCastsPass, LabelsKind, LossPass, MixedPrecisionPass,
 };
 use super::pass::Pass;
+use super::placement::{PipelinePass, RecomputePass};
 use super::runner::PassManager;
 use crate::autodiff::AutodiffOptions;
 use crate::mixed_precision::{PrecisionConfig, NAME as MIXED_PRECISION};
+use crate::pipeline::{PipelineConfig, Placement};
+use crate::recompute::{RecomputeConfig, RecomputeMode};
+use tessera_cost::CostOptions;
+use tessera_target::Target;
 
 /// A pass the pipeline strings can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,14 @@ pub const PASSES: &[PassInfo] = &[
         name: "dce",
         summary: "remove nodes no output depends on (graph inputs are kept)",
     },
+    PassInfo {
+        name: "recompute",
+        summary: "recompute forward values in the backward pass (checkpoints per layer by default)",
+    },
+    PassInfo {
+        name: "pipeline",
+        summary: "place the graph on pipeline stages, with inter-chip copies and stash restores",
+    },
 ];
 
 /// The default pipeline: none for the forward graph, `loss,autodiff` for training; with
@@ -72,17 +85,31 @@ pub struct PassOptions {
     pub scaled_loss: bool,
     /// Configuration of the `mixed-precision` pass.
     pub precision: PrecisionConfig,
+    /// Configuration of the `recompute` pass.
+    pub recompute: RecomputeConfig,
+    /// Configuration of the `pipeline` pass.
+    pub pipeline: PipelineConfig,
+    /// The chip the `pipeline` pass places and costs for.
+    pub target: Target,
 }
 
 impl Default for PassOptions {
-    /// Soft labels, default autodiff without loss scaling, and
-    /// [`PrecisionConfig::plain_fp16`] for a `mixed-precision` pass named explicitly.
+    /// Soft labels, default autodiff without loss scaling,
+    /// [`PrecisionConfig::plain_fp16`] for a `mixed-precision` pass named explicitly, a
+    /// checkpoint per layer for `recompute`, and automatic placement on one Mk2 IPU for
+    /// `pipeline`.
     fn default() -> Self {
         PassOptions {
             labels: LabelsKind::default(),
             autodiff: AutodiffOptions::default(),
             scaled_loss: false,
             precision: PrecisionConfig::plain_fp16(),
+            recompute: RecomputeConfig::new(RecomputeMode::Layer),
+            pipeline: PipelineConfig::new(
+                Placement::Auto,
+                CostOptions::new(tessera_cost::PipelineConfig::default()),
+            ),
+            target: tessera_target::target::presets::mk2(),
         }
     }
 }
@@ -170,6 +197,13 @@ pub fn create_pass(name: &str, opts: &PassOptions) -> Result<Box<dyn Pass>, Pipe
         }),
         "fold-casts" => Box::new(FoldCastsPass),
         "dce" => Box::new(DcePass),
+        "recompute" => Box::new(RecomputePass {
+            config: opts.recompute.clone(),
+        }),
+        "pipeline" => Box::new(PipelinePass {
+            config: opts.pipeline.clone(),
+            target: opts.target.clone(),
+        }),
         other => {
             check_name(other)?;
             // Listed in PASSES but not built here: report it as unknown rather than panic.

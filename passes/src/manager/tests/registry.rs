@@ -42,7 +42,9 @@ fn unknown_names_list_the_known_passes_and_suggest() {
     let e = parse_pipeline("frobnicate").unwrap_err().to_string();
     assert!(!e.contains("did you mean"), "{e}");
     assert!(
-        e.contains("(known passes: mixed-precision, loss, autodiff, fold-casts, dce)"),
+        e.contains(
+            "(known passes: mixed-precision, loss, autodiff, fold-casts, dce, recompute, pipeline)"
+        ),
         "{e}"
     );
 }

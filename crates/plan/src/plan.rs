@@ -1,0 +1,193 @@
+//! [`Plan`] and its (de)serialisation.
+
+use crate::format::{join, split, FORMAT_VERSION};
+use crate::{CompileReport, PlanError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tessera_ir::Graph;
+use tessera_target::{IpuConfig, Target};
+
+/// A compiled plan (see the crate documentation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// The format version the plan was made with ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The placed graph.
+    pub graph: Graph,
+    /// The chip.
+    pub target: Target,
+    /// The IPU configuration as JSON (its `matmul_proportion` is a number or a list, which
+    /// postcard cannot tell apart; JSON can).
+    ipu_config_json: String,
+    /// The compile report.
+    pub report: CompileReport,
+}
+
+impl Plan {
+    /// A plan of the current format version.
+    pub fn new(
+        graph: Graph,
+        target: Target,
+        ipu_config: &IpuConfig,
+        report: CompileReport,
+    ) -> Result<Plan, PlanError> {
+        let ipu_config_json =
+            serde_json::to_string(ipu_config).map_err(|e| PlanError::IpuConfig(e.to_string()))?;
+        Ok(Plan {
+            format_version: FORMAT_VERSION,
+            graph,
+            target,
+            ipu_config_json,
+            report,
+        })
+    }
+
+    /// The IPU configuration the plan was compiled with.
+    pub fn ipu_config(&self) -> Result<IpuConfig, PlanError> {
+        serde_json::from_str(&self.ipu_config_json).map_err(|e| PlanError::IpuConfig(e.to_string()))
+    }
+
+    /// The plan file's bytes: header and postcard payload.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PlanError> {
+        let payload = postcard::to_stdvec(self).map_err(|e| PlanError::Encode(e.to_string()))?;
+        Ok(join(&payload))
+    }
+
+    /// A plan from a plan file's bytes; `origin` names the file in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Plan, PlanError> {
+        let payload = split(bytes, origin)?;
+        let plan: Plan = postcard::from_bytes(payload).map_err(|e| PlanError::Decode {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        if plan.format_version != FORMAT_VERSION {
+            return Err(PlanError::Version {
+                origin: origin.to_string(),
+                found: plan.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Writes the plan to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), PlanError> {
+        tessera_ir::io::write_atomic(path, &self.to_bytes()?)?;
+        Ok(())
+    }
+
+    /// Reads the plan at `path`.
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Plan::from_bytes(&bytes, &path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryRow, RunSettings, StageRow};
+    use tessera_ir::{BinaryOp, DType, Op, TensorType};
+    use tessera_target::MatmulProportion;
+
+    fn sample() -> Plan {
+        let mut g = Graph::new("p");
+        let t = TensorType::new(DType::F16, vec![2, 3]);
+        let x = g.input("x", t.clone()).unwrap();
+        let w = g.param("m.w", t).unwrap();
+        let y = g.add(Op::Binary(BinaryOp::Mul), &[x, w], "m").unwrap();
+        g.node_mut(y).annot.stage = Some(1);
+        g.node_mut(y).annot.recompute = true;
+        g.set_output("y", y).unwrap();
+        let cfg = IpuConfig {
+            ipus_per_replica: 4,
+            layers_per_ipu: vec![0, 9, 5, 5],
+            matmul_proportion: MatmulProportion::PerIpu(vec![0.25, 0.3, 0.3, 0.3]),
+            ..IpuConfig::default()
+        };
+        let report = CompileReport {
+            settings: RunSettings {
+                model: "toy".into(),
+                train: true,
+                shapes: vec![("seq_len".into(), 512)],
+                ..RunSettings::default()
+            },
+            predicted_samples_per_second: 123.5,
+            compile_seconds: 0.25,
+            passes: Vec::new(),
+            stages: vec![StageRow {
+                stage: 0,
+                contents: "m".into(),
+                flops: 12,
+                forward_flops: 6,
+                backward_flops: 6,
+                recompute_flops: 0,
+                cycles: 100,
+                time_s: 1e-6,
+                memory_bytes: 10,
+                capacity_bytes: 20,
+                fits: true,
+                memory: MemoryRow::default(),
+            }],
+            bottleneck_stage: 0,
+            bottleneck_s: 1e-6,
+            lower_bound_s: 1e-6,
+            optimizer_s: 0.0,
+            all_reduce_s: 0.0,
+            step_s: 1e-5,
+            hand_placement: None,
+            recompute: None,
+            nodes: 3,
+            copies: 0,
+            stashes: 0,
+            warnings: vec!["w".into()],
+        };
+        Plan::new(g, Target::preset("mk2").unwrap(), &cfg, report).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_bytes_and_files() {
+        let plan = sample();
+        let bytes = plan.to_bytes().unwrap();
+        let back = Plan::from_bytes(&bytes, "<bytes>").unwrap();
+        assert_eq!(
+            tessera_ir::text::print(&back.graph),
+            tessera_ir::text::print(&plan.graph)
+        );
+        assert_eq!(back.target, plan.target);
+        assert_eq!(back.report, plan.report);
+        assert_eq!(back.ipu_config().unwrap(), plan.ipu_config().unwrap());
+        assert_eq!(
+            back.ipu_config().unwrap().matmul_proportion,
+            MatmulProportion::PerIpu(vec![0.25, 0.3, 0.3, 0.3])
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tsp");
+        plan.save(&path).unwrap();
+        let loaded = Plan::load(&path).unwrap();
+        assert_eq!(loaded.to_bytes().unwrap(), bytes);
+        // Nothing but the plan is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn bad_files_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.tsp");
+        let e = Plan::load(&missing).unwrap_err();
+        assert!(e.to_string().contains("none.tsp"), "{e}");
+        let bytes = sample().to_bytes().unwrap();
+        let cut = dir.path().join("cut.tsp");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let e = Plan::load(&cut).unwrap_err();
+        assert!(matches!(e, PlanError::Truncated { .. }), "{e}");
+        assert!(e.to_string().contains("cut.tsp: truncated plan"), "{e}");
+        // A payload with a valid header and checksum that is not a plan.
+        let junk = crate::format::join(&[0xff; 16]);
+        let e = Plan::from_bytes(&junk, "junk.tsp").unwrap_err();
+        assert!(matches!(e, PlanError::Decode { .. }), "{e}");
+    }
+}
