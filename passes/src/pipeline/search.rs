@@ -14,7 +14,8 @@
 //! The best [`CANDIDATES`] are then placed and costed for real ([`super::place`]); the
 //! fastest one that fits wins.
 
-use super::segments::{transfers, unit_costs, Table};
+use super::segments::{unit_costs, Table};
+use super::traffic::transfers;
 use super::{worst_stage, PipelineError, Placed, Planner};
 use crate::layers::Units;
 use crate::pipeline::report::{memory_detail, SearchStats};

@@ -2,7 +2,8 @@
 //! brute force over every partition costed for real, the per-segment model against the
 //! cost model, and the abridged stage contents.
 
-use super::segments::{transfers, unit_costs, Table};
+use super::segments::{unit_costs, Table};
+use super::traffic::transfers;
 use super::*;
 use crate::autodiff::{autodiff, AutodiffOptions};
 use tessera_cost::PipelineConfig as CostPipeline;
