@@ -1,0 +1,169 @@
+//! Runtime benchmarks: the cost of an empty superstep over 1472 tiles (bookkeeping only), and a
+//! 768×768×768 f32 matmul split into 128³ blocks over 216 tiles (K split in 6, partial sums
+//! reduced through exchange), reported as throughput (GFLOP/s = elements/s ÷ 1e9 with
+//! elements = flops).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tessera_runtime::*;
+
+const TILES: u32 = 1472;
+const BYTES: u32 = 638_976;
+
+/// `steps` supersteps over 1472 tiles; each tile gets `vertices` (possibly an empty list) or,
+/// with `None`, no compute set at all.
+fn empty_supersteps(steps: usize, vertices: Option<Vec<Vertex>>) -> LoadedProgram {
+    let mut p = TileProgram::new(1, TILES, BYTES);
+    let step = Superstep {
+        compute: match vertices {
+            Some(v) => (0..TILES)
+                .map(|t| TileCompute {
+                    tile: TileRef::new(0, t),
+                    vertices: v.clone(),
+                })
+                .collect(),
+            None => vec![],
+        },
+        ..Superstep::default()
+    };
+    p.supersteps = vec![step; steps];
+    LoadedProgram::load(p).expect("valid program")
+}
+
+fn bench_empty(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("pool");
+    let steps = 100;
+    let mut g = c.benchmark_group("empty_superstep_1472_tiles");
+    g.throughput(Throughput::Elements(steps as u64));
+    let tiny = vec![Vertex::Fill {
+        elem: Elem::F32,
+        dst: Region::new(0, 4),
+        value: 1.0,
+    }];
+    let cases = [
+        ("no_compute_sets", None),
+        ("empty_compute_set_per_tile", Some(vec![])),
+        ("one_4_byte_fill_per_tile", Some(tiny)),
+    ];
+    for (name, sets) in cases {
+        let prog = empty_supersteps(steps, sets.clone());
+        let mut m = Machine::for_program(&prog);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                m.run_in(&pool, &prog, &mut [], TraceMode::Off)
+                    .expect("runs")
+            })
+        });
+    }
+    g.finish();
+}
+
+const D: u32 = 768;
+const BL: u32 = 128;
+
+/// 768³ f32 matmul: tile (i, j, p) multiplies A[i, p] · B[p, j]; tiles with p > 0 send their
+/// partial to tile (i, j, 0), which adds them.
+fn matmul_program() -> LoadedProgram {
+    let nb = D / BL;
+    let blk = BL * BL * 4;
+    let (a, b, c) = (
+        Region::new(0, blk),
+        Region::new(blk, blk),
+        Region::new(2 * blk, blk),
+    );
+    let slot = |p: u32| Region::new(3 * blk + (p - 1) * blk, blk);
+    let tile = |i: u32, j: u32, p: u32| TileRef::new(0, (i * nb + j) * nb + p);
+    let mut s0 = Superstep::default();
+    let mut s1 = Superstep::default();
+    for i in 0..nb {
+        for j in 0..nb {
+            for p in 0..nb {
+                s0.compute.push(TileCompute {
+                    tile: tile(i, j, p),
+                    vertices: vec![Vertex::MatMul(MatMul {
+                        m: BL,
+                        k: BL,
+                        n: BL,
+                        input: Elem::F32,
+                        partials: Elem::F32,
+                        accumulate: false,
+                        a,
+                        b,
+                        c,
+                    })],
+                });
+                if p > 0 {
+                    s0.exchange.push(Exchange {
+                        src: TileRegion {
+                            tile: tile(i, j, p),
+                            region: c,
+                        },
+                        dst_tile: tile(i, j, 0),
+                        dst_offset: slot(p).offset,
+                    });
+                }
+            }
+            s1.compute.push(TileCompute {
+                tile: tile(i, j, 0),
+                vertices: vec![Vertex::AddPartials {
+                    elem: Elem::F32,
+                    dst: c,
+                    srcs: (1..nb).map(slot).collect(),
+                }],
+            });
+        }
+    }
+    let mut p = TileProgram::new(1, TILES, BYTES);
+    p.supersteps = vec![s0, s1];
+    LoadedProgram::load(p).expect("valid program")
+}
+
+fn bench_matmul(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("pool");
+    let prog = matmul_program();
+    let mut m = Machine::for_program(&prog);
+    let ones: Vec<u8> = (0..2 * BL * BL)
+        .flat_map(|i| (1.0 + (i % 7) as f32 * 0.125).to_le_bytes())
+        .collect();
+    for t in 0..216 {
+        m.write(TileRef::new(0, t), 0, &ones).expect("in range");
+    }
+    let mut g = c.benchmark_group("matmul_768_over_216_tiles");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(2 * u64::from(D).pow(3)));
+    g.bench_function("f32", |b| {
+        b.iter(|| {
+            m.run_in(&pool, &prog, &mut [], TraceMode::Off)
+                .expect("runs")
+        })
+    });
+    // One tile's 128³ block alone (kernel rate).
+    let mut one = TileProgram::new(1, 1, BYTES);
+    let blk = BL * BL * 4;
+    one.supersteps = vec![Superstep {
+        compute: vec![TileCompute {
+            tile: TileRef::new(0, 0),
+            vertices: vec![Vertex::MatMul(MatMul {
+                m: BL,
+                k: BL,
+                n: BL,
+                input: Elem::F32,
+                partials: Elem::F32,
+                accumulate: false,
+                a: Region::new(0, blk),
+                b: Region::new(blk, blk),
+                c: Region::new(2 * blk, blk),
+            })],
+        }],
+        ..Superstep::default()
+    }];
+    let one = LoadedProgram::load(one).expect("valid");
+    let mut m1 = Machine::for_program(&one);
+    g.throughput(Throughput::Elements(2 * u64::from(BL).pow(3)));
+    g.bench_function("one_tile_128_cubed", |b| {
+        b.iter(|| m1.run(&one, &mut [], TraceMode::Off).expect("runs"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_empty, bench_matmul);
+criterion_main!(benches);

@@ -1,0 +1,32 @@
+//! Tessera's tile runtime: a bulk-synchronous emulation of IPU-style chips on the host CPU.
+//!
+//! A [`TileProgram`] (plain serialisable data, the output of lowering) is checked once by
+//! [`LoadedProgram::load`], which rejects any vertex or copy reaching outside its tile and any
+//! overlapping exchange destinations with a [`ProgramError`] naming superstep, tile and range.
+//! A [`Machine`] owns one memory of exactly `bytes_per_tile` bytes per tile;
+//! [`Machine::run_in`] executes the supersteps (compute on all tiles in parallel on rayon, then
+//! exchange) inside a single entry into the thread pool, bit-identically for any thread count,
+//! optionally recording a per-superstep [`Trace`].
+
+pub mod error;
+mod exec;
+mod kernels;
+pub mod loaded;
+pub mod machine;
+pub mod program;
+pub mod trace;
+mod validate;
+pub mod vertex;
+
+pub use error::{Problem, ProgramError, RunError, Site};
+pub use loaded::LoadedProgram;
+pub use machine::Machine;
+pub use program::{
+    Exchange, HostBuffer, Region, StreamCopy, Superstep, TileCompute, TileProgram, TileRef,
+    TileRegion,
+};
+pub use trace::{SuperstepTrace, Trace, TraceMode};
+pub use vertex::{Elem, MatMul, Vertex};
+
+#[cfg(test)]
+mod tests;

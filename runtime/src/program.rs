@@ -1,0 +1,195 @@
+//! The tile program: the runtime's whole input, a plain serialisable description of what
+//! every tile of every chip does in each bulk-synchronous superstep.
+//!
+//! A [`TileProgram`] names the machine it targets (chips × tiles × bytes per tile), the host
+//! buffers it streams from and to, and a list of [`Superstep`]s. Each superstep runs in four
+//! phases, separated by barriers:
+//!
+//! 1. `host_to_tile` stream copies (host buffer → tile memory);
+//! 2. `compute`: every listed tile runs its [`Vertex`] list in order, touching only its own
+//!    memory (all tiles in parallel);
+//! 3. `exchange`: [`Exchange`] copies between tiles (and between chips); every copy reads the
+//!    memory as it was at the end of the compute phase;
+//! 4. `tile_to_host` stream copies (tile memory → host buffer).
+//!
+//! Everything here is data: byte [`Region`]s inside one tile's memory, element types, shapes.
+//! Nothing is checked on construction; [`crate::validate`] checks a program when it is loaded.
+
+use crate::vertex::Vertex;
+use serde::{Deserialize, Serialize};
+
+/// A byte range `[offset, offset + len)` inside one tile's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Region {
+    /// First byte.
+    pub offset: u32,
+    /// Number of bytes.
+    pub len: u32,
+}
+
+impl Region {
+    /// The region `[offset, offset + len)`.
+    pub const fn new(offset: u32, len: u32) -> Self {
+        Region { offset, len }
+    }
+
+    /// One past the last byte, computed without overflow.
+    pub fn end(self) -> u64 {
+        u64::from(self.offset) + u64::from(self.len)
+    }
+
+    /// Whether the two regions share at least one byte.
+    pub fn overlaps(self, other: Region) -> bool {
+        self.len > 0
+            && other.len > 0
+            && u64::from(self.offset) < other.end()
+            && u64::from(other.offset) < self.end()
+    }
+}
+
+impl std::fmt::Display for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bytes [{}, {})", self.offset, self.end())
+    }
+}
+
+/// One tile of the machine: a chip index and a tile index within that chip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TileRef {
+    /// Chip index, `< TileProgram::chips`.
+    pub chip: u32,
+    /// Tile index within the chip, `< TileProgram::tiles_per_chip`.
+    pub tile: u32,
+}
+
+impl TileRef {
+    /// Tile `tile` of chip `chip`.
+    pub const fn new(chip: u32, tile: u32) -> Self {
+        TileRef { chip, tile }
+    }
+}
+
+impl std::fmt::Display for TileRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chip {} tile {}", self.chip, self.tile)
+    }
+}
+
+/// A byte range of one tile's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TileRegion {
+    /// The tile.
+    pub tile: TileRef,
+    /// The bytes within it.
+    pub region: Region,
+}
+
+/// The vertices one tile runs, in order, during a superstep's compute phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileCompute {
+    /// The tile that runs them.
+    pub tile: TileRef,
+    /// The vertices, run one after the other.
+    pub vertices: Vec<Vertex>,
+}
+
+/// An exchange copy: `src.region.len` bytes from one tile to another (possibly on another chip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    /// Where the bytes come from.
+    pub src: TileRegion,
+    /// Where they go: tile and first byte (the length is the source's).
+    pub dst_tile: TileRef,
+    /// First destination byte.
+    pub dst_offset: u32,
+}
+
+impl Exchange {
+    /// The destination byte range.
+    pub fn dst_region(&self) -> Region {
+        Region::new(self.dst_offset, self.src.region.len)
+    }
+}
+
+/// A host stream copy: bytes between a host buffer and a tile's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamCopy {
+    /// Index into [`TileProgram::host_buffers`].
+    pub buffer: u32,
+    /// First byte within the host buffer.
+    pub buffer_offset: u64,
+    /// The tile bytes (the copy's length is `tile.region.len`).
+    pub tile: TileRegion,
+}
+
+/// A host buffer the program streams from or to (e.g. an input or output tensor's bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostBuffer {
+    /// Name for error messages and reports (e.g. the tensor's name).
+    pub name: String,
+    /// Size in bytes; the buffer handed to the runtime must have exactly this size.
+    pub bytes: u64,
+}
+
+/// One bulk-synchronous superstep: stream in, compute, exchange, stream out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Superstep {
+    /// Host → tile copies before the compute phase.
+    pub host_to_tile: Vec<StreamCopy>,
+    /// Per-tile compute sets; at most one entry per tile.
+    pub compute: Vec<TileCompute>,
+    /// Tile → tile copies after the compute phase; destinations never overlap.
+    pub exchange: Vec<Exchange>,
+    /// Tile → host copies after the exchange phase; destinations never overlap.
+    pub tile_to_host: Vec<StreamCopy>,
+}
+
+/// A complete program for an emulated multi-chip machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileProgram {
+    /// Number of chips.
+    pub chips: u32,
+    /// Tiles per chip.
+    pub tiles_per_chip: u32,
+    /// Memory per tile in bytes (each tile owns exactly this many).
+    pub bytes_per_tile: u32,
+    /// Host buffers the stream copies refer to by index.
+    pub host_buffers: Vec<HostBuffer>,
+    /// The supersteps, run in order.
+    pub supersteps: Vec<Superstep>,
+}
+
+impl TileProgram {
+    /// An empty program (no buffers, no supersteps) for the given machine.
+    pub fn new(chips: u32, tiles_per_chip: u32, bytes_per_tile: u32) -> Self {
+        TileProgram {
+            chips,
+            tiles_per_chip,
+            bytes_per_tile,
+            host_buffers: Vec::new(),
+            supersteps: Vec::new(),
+        }
+    }
+
+    /// Total number of tiles over all chips.
+    pub fn total_tiles(&self) -> u64 {
+        u64::from(self.chips) * u64::from(self.tiles_per_chip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_half_open() {
+        let a = Region::new(0, 8);
+        assert!(!a.overlaps(Region::new(8, 4)));
+        assert!(a.overlaps(Region::new(7, 1)));
+        assert!(!a.overlaps(Region::new(3, 0)));
+        assert_eq!(
+            Region::new(u32::MAX, u32::MAX).end(),
+            2 * u64::from(u32::MAX)
+        );
+    }
+}
