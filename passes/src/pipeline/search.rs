@@ -34,12 +34,25 @@ struct Candidate {
 }
 
 /// The best `k` candidates seen, best first.
-struct Best {
-    k: usize,
+pub(crate) struct Best {
+    pub(crate) k: usize,
     list: Vec<Candidate>,
 }
 
 impl Best {
+    /// An empty list keeping the best `k`.
+    pub(crate) fn new(k: usize) -> Best {
+        Best {
+            k,
+            list: Vec::new(),
+        }
+    }
+
+    /// The best step time seen.
+    pub(crate) fn best_step_s(&self) -> Option<f64> {
+        self.list.first().map(|c| c.step_s)
+    }
+
     fn worst(&self) -> f64 {
         if self.list.len() < self.k {
             f64::INFINITY
@@ -180,7 +193,7 @@ fn assignment_of(starts: &[usize], n: usize) -> Vec<u32> {
 
 /// Depth-first enumeration of every partition of units `from..n` into the remaining
 /// stages, with the maxima `(time, optimizer, all-reduce)` of the stages so far.
-fn enumerate(
+pub(crate) fn enumerate(
     t: &Table,
     from: usize,
     maxima: (f64, f64, f64),
@@ -222,7 +235,7 @@ fn enumerate(
 }
 
 /// The min-max dynamic programme of the module documentation; `None` if nothing fits.
-fn dynamic(t: &Table) -> Option<Vec<usize>> {
+pub(crate) fn dynamic(t: &Table) -> Option<Vec<usize>> {
     let (n, p) = (t.n, t.p as usize);
     let cost = |a: usize, b: usize| t.step_s(t.time(a, b), t.opt(a, b), t.allreduce(a, b));
     // dp[s][b]: best bound for units 0..b on stages 0..=s; from[s][b]: start of stage s.
@@ -262,7 +275,7 @@ fn dynamic(t: &Table) -> Option<Vec<usize>> {
 }
 
 /// Moves single stage boundaries while the true objective improves and memory fits.
-fn local_search(t: &Table, mut starts: Vec<usize>, visited: &mut u64) -> Vec<usize> {
+pub(crate) fn local_search(t: &Table, mut starts: Vec<usize>, visited: &mut u64) -> Vec<usize> {
     let fits = |st: &[usize]| {
         st.iter().enumerate().all(|(s, &a)| {
             let b = st.get(s + 1).copied().unwrap_or(t.n);
