@@ -35,7 +35,7 @@ struct Candidate {
 
 /// The best `k` candidates seen, best first.
 pub(crate) struct Best {
-    pub(crate) k: usize,
+    k: usize,
     list: Vec<Candidate>,
 }
 
@@ -105,10 +105,7 @@ pub(crate) fn auto(
     let costs = unit_costs(graph, units, target, &cfg.cost)?;
     let table = Table::new(&costs, &transfers(graph, units), target, &cfg.cost);
     let partitions = binomial(n as u128 - 1, u128::from(p) - 1);
-    let mut best = Best {
-        k: CANDIDATES,
-        list: Vec::new(),
-    };
+    let mut best = Best::new(CANDIDATES);
     let exhaustive = partitions <= EXHAUSTIVE_LIMIT;
     let mut visited = 0u64;
     if exhaustive {
@@ -126,7 +123,7 @@ pub(crate) fn auto(
         let step = table.evaluate(&starts);
         best.offer(&starts, step);
     }
-    let estimated = best.list.first().map(|c| table.samples_per_s(c.step_s));
+    let estimated = best.best_step_s().map(|s| table.samples_per_s(s));
     // Cost the candidates for real; keep the fastest that fits.
     let mut chosen: Option<Placed> = None;
     let mut fullest: Option<Placed> = None;
