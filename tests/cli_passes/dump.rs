@@ -143,7 +143,7 @@ fn pipeline_errors_are_clear() {
     let err = tessera_err(&args(&["--passes", "frobnicate"]));
     assert!(
         err.contains("unknown pass `frobnicate`")
-            && err.contains("(known passes: mixed-precision, loss, autodiff, fold-casts, dce)"),
+            && err.contains("(known passes: mixed-precision, loss, autodiff, fold-casts, dce, recompute, pipeline)"),
         "{err}"
     );
     let err = tessera_err(&args(&["--train", "--print-after", "dce"]));

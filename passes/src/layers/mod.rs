@@ -16,6 +16,7 @@
 //! These conventions match the cost model's (`tessera-cost`), so that a unit's nodes are
 //! costed in the phase this module puts them in.
 
+mod attach;
 mod rule;
 #[cfg(test)]
 mod tests_units;

@@ -22,8 +22,9 @@
 //! [`Units::topological`] is the fallback for graphs without usable scopes: chunks of the
 //! forward topological order of about equal FLOPs.
 
+use super::attach::{attach_uncovered, index_bound, positions, sub_module};
 use super::rule::{is_number, LayerRule};
-use super::{is_forward_compute, module_scope, phase, Phase};
+use super::{is_forward_compute, module_scope};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::cmp::Reverse;
@@ -32,7 +33,7 @@ use tessera_ir::flops::node_flops;
 use tessera_ir::{Graph, NodeId};
 
 /// Marks a node without a unit in the per-node tables.
-const NONE: u32 = u32::MAX;
+pub(super) const NONE: u32 = u32::MAX;
 
 /// How fine the units are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,12 +78,12 @@ pub struct Units {
 }
 
 /// A provisional unit before merging and ordering.
-struct Key {
-    name: String,
-    layer: String,
+pub(super) struct Key {
+    pub(super) name: String,
+    pub(super) layer: String,
     /// Topological position of the first node the rule put in it (not attached to it);
     /// `usize::MAX` for units made only of attached nodes.
-    first: usize,
+    pub(super) first: usize,
 }
 
 impl Units {
@@ -338,84 +339,5 @@ impl Units {
     /// The index of the unit called `name`.
     pub fn find(&self, name: &str) -> Option<usize> {
         self.units.iter().position(|u| u.name == name)
-    }
-}
-
-/// One past the largest node index of `graph`.
-fn index_bound(graph: &Graph) -> usize {
-    graph.node_ids().map(|id| id.index() + 1).max().unwrap_or(0)
-}
-
-/// Position of each node index in `order` (`usize::MAX` for vacant indices).
-fn positions(order: &[NodeId], size: usize) -> Vec<usize> {
-    let mut pos = vec![usize::MAX; size];
-    for (i, id) in order.iter().enumerate() {
-        pos[id.index()] = i;
-    }
-    pos
-}
-
-/// `<layer>.<next component>` of module scope `ms` under `layer`, or `layer` itself.
-fn sub_module<'s>(ms: &'s str, layer: &'s str) -> &'s str {
-    match ms.get(layer.len() + 1..) {
-        Some(rest) if ms.len() > layer.len() && !rest.is_empty() => {
-            let comp = rest.split('.').next().unwrap_or("");
-            &ms[..layer.len() + 1 + comp.len()]
-        }
-        _ => layer,
-    }
-}
-
-/// Gives every computed node without a unit the unit of its first user, else of its
-/// latest operand, else a catch-all unit.
-fn attach_uncovered(
-    graph: &Graph,
-    order: &[NodeId],
-    pos: &[usize],
-    prov: &mut [u32],
-    keys: &mut Vec<Key>,
-) {
-    let needs = |id: NodeId, prov: &[u32]| !graph.node(id).op.is_leaf() && prov[id.index()] == NONE;
-    for &id in order.iter().rev() {
-        if needs(id, prov) {
-            let best = graph
-                .users(id)
-                .into_iter()
-                .filter(|u| prov[u.index()] != NONE)
-                .min_by_key(|u| pos[u.index()]);
-            if let Some(u) = best {
-                prov[id.index()] = prov[u.index()];
-            }
-        }
-    }
-    let mut catch_all = None;
-    for &id in order {
-        if needs(id, prov) {
-            let forward = phase(graph.node(id)) == Phase::Forward;
-            let best = graph
-                .operands(id)
-                .into_iter()
-                .filter(|o| prov[o.index()] != NONE)
-                .filter(|o| forward || is_forward_compute(graph.node(*o)))
-                .max_by_key(|o| pos[o.index()])
-                .or_else(|| {
-                    graph
-                        .operands(id)
-                        .into_iter()
-                        .filter(|o| prov[o.index()] != NONE)
-                        .max_by_key(|o| pos[o.index()])
-                });
-            prov[id.index()] = match best {
-                Some(o) => prov[o.index()],
-                None => *catch_all.get_or_insert_with(|| {
-                    keys.push(Key {
-                        name: "(unscoped)".into(),
-                        layer: "(unscoped)".into(),
-                        first: usize::MAX,
-                    });
-                    (keys.len() - 1) as u32
-                }),
-            };
-        }
     }
 }

@@ -14,7 +14,8 @@
 //! The best [`CANDIDATES`] are then placed and costed for real ([`super::place`]); the
 //! fastest one that fits wins.
 
-use super::segments::{transfers, unit_costs, Table};
+use super::segments::{unit_costs, Table};
+use super::traffic::transfers;
 use super::{worst_stage, PipelineError, Placed, Planner};
 use crate::layers::Units;
 use crate::pipeline::report::{memory_detail, SearchStats};
@@ -33,12 +34,25 @@ struct Candidate {
 }
 
 /// The best `k` candidates seen, best first.
-struct Best {
+pub(crate) struct Best {
     k: usize,
     list: Vec<Candidate>,
 }
 
 impl Best {
+    /// An empty list keeping the best `k`.
+    pub(crate) fn new(k: usize) -> Best {
+        Best {
+            k,
+            list: Vec::new(),
+        }
+    }
+
+    /// The best step time seen.
+    pub(crate) fn best_step_s(&self) -> Option<f64> {
+        self.list.first().map(|c| c.step_s)
+    }
+
     fn worst(&self) -> f64 {
         if self.list.len() < self.k {
             f64::INFINITY
@@ -91,10 +105,7 @@ pub(crate) fn auto(
     let costs = unit_costs(graph, units, target, &cfg.cost)?;
     let table = Table::new(&costs, &transfers(graph, units), target, &cfg.cost);
     let partitions = binomial(n as u128 - 1, u128::from(p) - 1);
-    let mut best = Best {
-        k: CANDIDATES,
-        list: Vec::new(),
-    };
+    let mut best = Best::new(CANDIDATES);
     let exhaustive = partitions <= EXHAUSTIVE_LIMIT;
     let mut visited = 0u64;
     if exhaustive {
@@ -112,7 +123,7 @@ pub(crate) fn auto(
         let step = table.evaluate(&starts);
         best.offer(&starts, step);
     }
-    let estimated = best.list.first().map(|c| table.samples_per_s(c.step_s));
+    let estimated = best.best_step_s().map(|s| table.samples_per_s(s));
     // Cost the candidates for real; keep the fastest that fits.
     let mut chosen: Option<Placed> = None;
     let mut fullest: Option<Placed> = None;
@@ -179,7 +190,7 @@ fn assignment_of(starts: &[usize], n: usize) -> Vec<u32> {
 
 /// Depth-first enumeration of every partition of units `from..n` into the remaining
 /// stages, with the maxima `(time, optimizer, all-reduce)` of the stages so far.
-fn enumerate(
+pub(crate) fn enumerate(
     t: &Table,
     from: usize,
     maxima: (f64, f64, f64),
@@ -221,7 +232,7 @@ fn enumerate(
 }
 
 /// The min-max dynamic programme of the module documentation; `None` if nothing fits.
-fn dynamic(t: &Table) -> Option<Vec<usize>> {
+pub(crate) fn dynamic(t: &Table) -> Option<Vec<usize>> {
     let (n, p) = (t.n, t.p as usize);
     let cost = |a: usize, b: usize| t.step_s(t.time(a, b), t.opt(a, b), t.allreduce(a, b));
     // dp[s][b]: best bound for units 0..b on stages 0..=s; from[s][b]: start of stage s.
@@ -261,7 +272,7 @@ fn dynamic(t: &Table) -> Option<Vec<usize>> {
 }
 
 /// Moves single stage boundaries while the true objective improves and memory fits.
-fn local_search(t: &Table, mut starts: Vec<usize>, visited: &mut u64) -> Vec<usize> {
+pub(crate) fn local_search(t: &Table, mut starts: Vec<usize>, visited: &mut u64) -> Vec<usize> {
     let fits = |st: &[usize]| {
         st.iter().enumerate().all(|(s, &a)| {
             let b = st.get(s + 1).copied().unwrap_or(t.n);

@@ -2,7 +2,8 @@
 //! brute force over every partition costed for real, the per-segment model against the
 //! cost model, and the abridged stage contents.
 
-use super::segments::{transfers, unit_costs, Table};
+use super::segments::{unit_costs, Table};
+use super::traffic::transfers;
 use super::*;
 use crate::autodiff::{autodiff, AutodiffOptions};
 use tessera_cost::PipelineConfig as CostPipeline;
@@ -226,4 +227,45 @@ fn stage_contents_are_abridged() {
         describe_units(&names(&["enc.layer.3.fc2", "loss"]), &units),
         "enc.layer.3[fc2], loss"
     );
+}
+
+#[test]
+fn dynamic_programme_with_local_search_is_close_to_exhaustive() {
+    use super::search::{dynamic, enumerate, local_search, Best};
+    let g = encoder();
+    let target = mk2();
+    for p in [2u32, 3, 4] {
+        let cfg = PipelineConfig {
+            compare_hand: false,
+            ..PipelineConfig::new(Placement::Auto, opts(p))
+        };
+        let planner = Planner::new(&g, &cfg, &target).unwrap();
+        let units = planner.units(&cfg.rule, Granularity::SubLayer);
+        let costs = unit_costs(&g, &units, &target, &cfg.cost).unwrap();
+        let table = Table::new(&costs, &transfers(&g, &units), &target, &cfg.cost);
+        let mut best = Best::new(1);
+        let (mut starts, mut visited) = (Vec::new(), 0);
+        enumerate(
+            &table,
+            0,
+            (0.0, 0.0, 0.0),
+            &mut starts,
+            &mut best,
+            &mut visited,
+        );
+        let exact = best.best_step_s().unwrap();
+        let dp = dynamic(&table).unwrap();
+        let refined = local_search(&table, dp, &mut visited);
+        assert_eq!(refined.len(), p as usize);
+        assert!(refined.windows(2).all(|w| w[0] < w[1]));
+        let heuristic = table.evaluate(&refined);
+        assert!(
+            heuristic >= exact * (1.0 - 1e-12),
+            "P={p}: {heuristic} beats the exhaustive {exact}"
+        );
+        assert!(
+            heuristic <= exact * 1.05,
+            "P={p}: {heuristic} vs exhaustive {exact}"
+        );
+    }
 }

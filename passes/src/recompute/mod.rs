@@ -26,7 +26,7 @@
 //! does — and the extra FLOPs. It assumes a graph from the autodiff pass (backward nodes
 //! carry a `backward` scope component; see [`crate::layers`]).
 
-pub mod analysis;
+pub(crate) mod analysis;
 mod auto;
 pub(crate) mod mechanism;
 mod policy;
