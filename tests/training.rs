@@ -246,3 +246,47 @@ fn training_rejects_bad_arguments() {
     ]);
     assert!(err.contains("labels"), "{err}");
 }
+
+#[test]
+fn training_from_a_data_file_takes_samples_in_order_and_needs_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    let model = tiny();
+    let data = tiny_file("train_soft.safetensors");
+    tessera_ok(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--warmup-ratio",
+        "0",
+        "--quiet",
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    // Step 1 sees the whole 2-sample file with the fixture weights: transformers' loss.
+    let want = meta()["losses"]["loss_bce_mean"].as_f64().unwrap();
+    let got = first["loss"].as_f64().unwrap();
+    assert!(((got - want) / want).abs() < 1e-5, "loss {got} vs {want}");
+    let err = tessera_err(&[
+        "train",
+        "lxmert-tiny",
+        "--data",
+        tiny_file("inputs.safetensors").to_str().unwrap(),
+        "--steps",
+        "1",
+    ]);
+    assert!(err.contains("labels"), "{err}");
+}
