@@ -26,19 +26,10 @@ pub use config::TrainConfig;
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use tessera_ir::eval::EvalOptions;
-use tessera_ir::{Graph, Op, Tensor, TensorData, TensorType};
+use tessera_ir::{Graph, Tensor, TensorData, TensorType};
 use tessera_passes::autodiff::{autodiff, AutodiffOptions};
 use tessera_passes::mixed_precision::{all_finite, LossScaler, LOSS_SCALE_INPUT};
-use tessera_passes::optim::{build_optimizer_graph_with, AdamWConfig, OptimParam};
-
-/// True for parameters transformers' Trainer exempts from weight decay in LXMERT: biases and
-/// LayerNorm weights (`answer_head.logit_fc.2` is a LayerNorm).
-pub fn lxmert_no_decay(name: &str) -> bool {
-    name.ends_with(".bias")
-        || name.contains("LayerNorm.")
-        || name.contains("layer_norm.")
-        || name.starts_with("answer_head.logit_fc.2.")
-}
+use tessera_passes::optim::{build_optimizer_graph_with, AdamWConfig};
 
 /// What one training step reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -100,21 +91,9 @@ impl Trainer {
         let precision = cfg.precision.as_ref();
         let (grad_graph, _) = precision::mixed_gradient_graph(forward, labels, precision)?;
         let params = precision::params_for_graph(&grad_graph, &params);
-        let mut trainable = Vec::new();
-        let mut optim_params = Vec::new();
-        for o in grad_graph.outputs() {
-            if let Some(name) = o.name.strip_prefix("grad.") {
-                let pid = grad_graph
-                    .param_by_name(name)
-                    .with_context(|| format!("gradient output for unknown parameter {name}"))?;
-                optim_params.push(OptimParam {
-                    name: name.to_string(),
-                    ty: grad_graph.node(pid).ty.clone(),
-                    weight_decay: !lxmert_no_decay(name),
-                });
-                trainable.push(name.to_string());
-            }
-        }
+        // transformers' Trainer grouping: no decay on biases and LayerNorm weights.
+        let optim_params = tessera_passes::optim::trainer_optim_params(&grad_graph)?;
+        let trainable: Vec<String> = optim_params.iter().map(|p| p.name.clone()).collect();
         let adam = AdamWConfig {
             lr: cfg.lr,
             beta1: cfg.beta1,
@@ -339,38 +318,5 @@ impl Trainer {
         }
         self.step += 1;
         Ok(Some((lr, grad_norm)))
-    }
-}
-
-/// The parameter names of `graph` that are never trained (no `grad.` output).
-pub fn frozen_params(forward: &Graph, grad_graph: &Graph) -> Vec<String> {
-    forward
-        .params()
-        .into_iter()
-        .filter_map(|id| match &forward.node(id).op {
-            Op::Param { name, .. } if grad_graph.output(&format!("grad.{name}")).is_err() => {
-                Some(name.clone())
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_decay_grouping() {
-        assert!(lxmert_no_decay(
-            "lxmert.encoder.layer.0.output.LayerNorm.weight"
-        ));
-        assert!(lxmert_no_decay(
-            "lxmert.encoder.visn_fc.visn_layer_norm.weight"
-        ));
-        assert!(lxmert_no_decay("answer_head.logit_fc.2.weight"));
-        assert!(lxmert_no_decay("answer_head.logit_fc.0.bias"));
-        assert!(!lxmert_no_decay("answer_head.logit_fc.0.weight"));
-        assert!(!lxmert_no_decay("lxmert.embeddings.word_embeddings.weight"));
     }
 }

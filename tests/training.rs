@@ -7,6 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tessera_ir::Tensor;
 
+/// transformers' Trainer grouping for LXMERT, written out: no weight decay for biases and for
+/// LayerNorm weights (`answer_head.logit_fc.2` is a LayerNorm).
+fn trainer_no_decay(name: &str) -> bool {
+    name.ends_with(".bias")
+        || name.contains("LayerNorm.")
+        || name.contains("layer_norm.")
+        || name.starts_with("answer_head.logit_fc.2.")
+}
+
 fn meta_of(model: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(model.join("meta.json")).unwrap()).unwrap()
 }
@@ -131,7 +140,7 @@ fn one_adamw_step_matches_transformers_trainer() {
         .map(|(k, t)| OptimParam {
             name: k.clone(),
             ty: t.ty(),
-            weight_decay: !tessera::train::lxmert_no_decay(k),
+            weight_decay: !trainer_no_decay(k),
         })
         .collect();
     let cfg = AdamWConfig {
@@ -289,4 +298,35 @@ fn training_from_a_data_file_takes_samples_in_order_and_needs_labels() {
         "1",
     ]);
     assert!(err.contains("labels"), "{err}");
+}
+
+#[test]
+fn optimizer_grouping_is_transformers_trainer_grouping_in_fp32_and_fp16() {
+    use tessera_lxmert::{build, BuildOptions, LxmertConfig, Shapes};
+    use tessera_passes::mixed_precision::PrecisionConfig;
+    let config = LxmertConfig::preset("lxmert-tiny").unwrap();
+    let shapes = Shapes {
+        batch: 2,
+        seq_len: 7,
+        num_objects: 5,
+    };
+    let forward = build(&config, &shapes, &BuildOptions::default()).unwrap();
+    let labels = tessera_ir::TensorType::new(tessera_ir::DType::F32, vec![2, config.num_qa_labels]);
+    for precision in [None, Some(PrecisionConfig::default())] {
+        let (grad, _) =
+            tessera::train::precision::mixed_gradient_graph(&forward, &labels, precision.as_ref())
+                .unwrap();
+        let params = tessera_passes::optim::trainer_optim_params(&grad).unwrap();
+        // every parameter but the 16 of the last cross layer's visual branch is trained
+        assert_eq!(params.len(), forward.params().len() - 16);
+        assert!(!params.is_empty());
+        for p in &params {
+            assert_eq!(
+                p.weight_decay,
+                !trainer_no_decay(&p.name),
+                "{} ({precision:?})",
+                p.name
+            );
+        }
+    }
 }

@@ -53,8 +53,20 @@ pub fn trainer_decays(graph: &Graph, p: NodeId) -> bool {
         || lower
             .split('.')
             .any(|c| c == "norm" || c.ends_with("_norm"));
-    let in_layer_norm = graph.users(p).into_iter().any(|u| {
-        matches!(graph.node(u).op, Op::LayerNorm { .. }) && graph.operands(u).first() != Some(&p)
-    });
+    // A LayerNorm's gamma/beta, possibly through casts (mixed precision casts f16 weights to
+    // f32 before the f32 layer norm).
+    let mut in_layer_norm = false;
+    let mut frontier = vec![p];
+    while let Some(v) = frontier.pop() {
+        for u in graph.users(v) {
+            match graph.node(u).op {
+                Op::LayerNorm { .. } if graph.operands(u).first() != Some(&v) => {
+                    in_layer_norm = true
+                }
+                Op::Cast { .. } => frontier.push(u),
+                _ => {}
+            }
+        }
+    }
     !(by_name || in_layer_norm)
 }
