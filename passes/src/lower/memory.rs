@@ -311,7 +311,7 @@ fn largest_on(plan: &MemoryPlan, graph: &Graph, chip: u32, tile: u32, n: usize) 
             })
         })
         .collect();
-    on.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    on.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     on.truncate(n);
     on
 }

@@ -141,12 +141,15 @@ fn rejects_targets_without_tiles_and_zero_alignment() {
     assert!(e.to_string().contains("alignment"), "{e}");
 }
 
+/// A piece's lifetime (first and last step) and byte range `[offset, end)`.
+type Span = (usize, usize, u64, u64);
+
 /// Independent checks of a plan: every value's pieces cover its elements exactly; no two
 /// values whose lifetimes overlap (always-live values live throughout) share bytes on a
 /// tile; every tile's peak covers the bytes it holds at any step.
 fn check_plan(g: &Graph, plan: &MemoryPlan) {
     let n = plan.values.len();
-    let mut by_tile: HashMap<(u32, u32), Vec<(usize, usize, u64, u64)>> = HashMap::new();
+    let mut by_tile: HashMap<(u32, u32), Vec<Span>> = HashMap::new();
     for v in &plan.values {
         let ty = &g.node(v.node).ty;
         let covered: u64 = v.pieces.iter().map(|p| p.end - p.start).sum();
