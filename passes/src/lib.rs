@@ -27,6 +27,7 @@ pub mod autodiff;
 mod emit;
 pub mod layers;
 pub mod loss;
+pub mod lower;
 pub mod manager;
 pub mod mixed_precision;
 pub mod optim;

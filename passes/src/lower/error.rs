@@ -1,0 +1,132 @@
+//! Errors of the lowering pass, with the out-of-memory report in the form Poplar users
+//! know (`Out of memory on tile 17 of chip 2: 701,344 bytes used but tiles only have
+//! 638,976 bytes`) followed by the largest tensors on that tile.
+
+use std::fmt;
+use thiserror::Error;
+
+/// One tensor's share of a tile, for the out-of-memory report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileTensor {
+    /// The value's printed name (`%k`, or `%feed` for a graph input).
+    pub name: String,
+    /// The scope of the node that defines it.
+    pub scope: String,
+    /// Bytes of it on the tile.
+    pub bytes: u64,
+}
+
+/// A tile whose static allocation exceeds its memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfMemory {
+    /// The chip (pipeline stage).
+    pub chip: u32,
+    /// The tile, numbered within its chip.
+    pub tile: u32,
+    /// Peak bytes the plan needs on the tile.
+    pub used: u64,
+    /// Bytes per tile of the target.
+    pub capacity: u64,
+    /// The largest tensors on the tile, largest first.
+    pub largest: Vec<TileTensor>,
+}
+
+impl fmt::Display for OutOfMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Out of memory on tile {} of chip {}: {} bytes used but tiles only have {} bytes",
+            self.tile,
+            self.chip,
+            thousands(self.used),
+            thousands(self.capacity)
+        )?;
+        if !self.largest.is_empty() {
+            write!(f, "\nlargest tensors on tile {}:", self.tile)?;
+            for t in &self.largest {
+                let scope = if t.scope.is_empty() {
+                    "<root>"
+                } else {
+                    &t.scope
+                };
+                write!(
+                    f,
+                    "\n  {} ({}): {} bytes",
+                    t.name,
+                    scope,
+                    thousands(t.bytes)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Errors of the lowering pass.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LowerError {
+    /// A tile needs more memory than it has (see [`OutOfMemory`]).
+    #[error("{0}")]
+    OutOfMemory(Box<OutOfMemory>),
+    /// The target has no tiles to map anything onto.
+    #[error("target `{target}` has no tiles per chip")]
+    NoTiles {
+        /// The target's name.
+        target: String,
+    },
+    /// A planning option is out of range.
+    #[error("invalid lowering option `{option}`: {reason}")]
+    InvalidOption {
+        /// The option's field name.
+        option: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+}
+
+/// `n` with a comma every three digits: `701344` → `701,344`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(701_344), "701,344");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn oom_message_matches_poplar() {
+        let e = LowerError::OutOfMemory(Box::new(OutOfMemory {
+            chip: 2,
+            tile: 17,
+            used: 701_344,
+            capacity: 638_976,
+            largest: vec![TileTensor {
+                name: "%5".into(),
+                scope: "enc".into(),
+                bytes: 4096,
+            }],
+        }));
+        assert_eq!(
+            e.to_string(),
+            "Out of memory on tile 17 of chip 2: 701,344 bytes used but tiles only have \
+             638,976 bytes\nlargest tensors on tile 17:\n  %5 (enc): 4,096 bytes"
+        );
+    }
+}
