@@ -1,71 +1,42 @@
-//! A packed, register-blocked f32 GEMM `C = A · B` (row-major, dense), in safe Rust.
+//! The dense f32 product `C = A · B` (row-major) behind every matmul vertex, delegated to the
+//! [`gemm`](https://docs.rs/gemm) crate's single-threaded kernels.
 //!
-//! `A` is packed into panels of `MR` rows and `B` into panels of `NR` columns (zero padded),
-//! and an `MR×NR` micro-kernel keeps its accumulators in registers (with AVX2/FMA enabled in
-//! `.cargo/config.toml` it compiles to 12 ymm fused multiply-adds per `k` step). Each output
-//! element is the sum over `k` in increasing order of fused multiply-adds starting from zero, so
-//! the result depends only on the operands, never on threads or blocking.
+//! This module holds the project's only `unsafe` block: `gemm::gemm` takes raw pointers and
+//! strides, so [`gemm`] first checks that every slice has exactly the length its shape implies
+//! (with overflow-checked products) and only then makes the call.
+//!
+//! Determinism: the call uses `Parallelism::None` (tiles already run in parallel on rayon), so
+//! each output element's f32 sum over `k` is computed in an order fixed by the shape and by
+//! the CPU features and cache sizes detected at start-up. On a given machine the result
+//! therefore depends only on the operands, never on threads, scheduling or buffer addresses;
+//! it may differ in the last bits from another summation order (e.g. the old
+//! increasing-`k` loop) and between machines with different SIMD widths.
 
-/// Rows per micro-kernel tile.
-pub(crate) const MR: usize = 6;
-/// Columns per micro-kernel tile.
-pub(crate) const NR: usize = 16;
+use gemm::Parallelism;
 
-/// Reusable packing buffers (contents never affect results).
-#[derive(Debug, Default)]
-pub(crate) struct GemmScratch {
-    a: Vec<[f32; MR]>,
-    b: Vec<[f32; NR]>,
+/// A shape whose operand slices do not have the lengths `m×k`, `k×n`, `m×n`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("gemm {m}x{k}x{n}: operand lengths a={a}, b={b}, c={c} do not match the shape")]
+pub(crate) struct GemmShapeError {
+    /// Rows of `A` and `C`.
+    pub m: usize,
+    /// Columns of `A`, rows of `B`.
+    pub k: usize,
+    /// Columns of `B` and `C`.
+    pub n: usize,
+    /// Length of the `A` slice.
+    pub a: usize,
+    /// Length of the `B` slice.
+    pub b: usize,
+    /// Length of the `C` slice.
+    pub c: usize,
 }
 
-/// `MR×NR` block of `sum_k a[k][i] * b[k][j]`.
-#[inline(always)]
-fn micro(a: &[[f32; MR]], b: &[[f32; NR]]) -> [[f32; NR]; MR] {
-    let mut acc = [[0.0f32; NR]; MR];
-    for (av, bv) in a.iter().zip(b) {
-        for (row, &ai) in acc.iter_mut().zip(av) {
-            for (c, &bj) in row.iter_mut().zip(bv) {
-                *c = ai.mul_add(bj, *c);
-            }
-        }
-    }
-    acc
-}
-
-/// Packs row-major `a` (`m×k`) into `ceil(m/MR)` panels of `k` columns of `MR` values.
-fn pack_a(a: &[f32], m: usize, k: usize, out: &mut Vec<[f32; MR]>) {
-    out.clear();
-    for i0 in (0..m).step_by(MR) {
-        for kk in 0..k {
-            let mut col = [0.0f32; MR];
-            for (i, v) in col.iter_mut().enumerate() {
-                if i0 + i < m {
-                    *v = a.get((i0 + i) * k + kk).copied().unwrap_or(0.0);
-                }
-            }
-            out.push(col);
-        }
-    }
-}
-
-/// Packs row-major `b` (`k×n`) into `ceil(n/NR)` panels of `k` rows of `NR` values.
-fn pack_b(b: &[f32], k: usize, n: usize, out: &mut Vec<[f32; NR]>) {
-    out.clear();
-    for j0 in (0..n).step_by(NR) {
-        let w = NR.min(n - j0);
-        for kk in 0..k {
-            let mut row = [0.0f32; NR];
-            let start = kk * n + j0;
-            if let (Some(dst), Some(src)) = (row.get_mut(..w), b.get(start..start + w)) {
-                dst.copy_from_slice(src);
-            }
-            out.push(row);
-        }
-    }
-}
-
-/// `c = a · b` with `a: m×k`, `b: k×n`, `c: m×n`, all row-major. Slices shorter than their
-/// shape are treated as zero-padded (callers validate lengths beforehand).
+/// `c = a · b` with `a: m×k`, `b: k×n`, `c: m×n`, all row-major and dense. Products are
+/// summed in f32 (see the module docs for the order); `c`'s old contents are ignored.
+///
+/// Fails, without touching `c`, unless `a.len() == m*k`, `b.len() == k*n`, `c.len() == m*n`
+/// (and every row stride fits in `isize`).
 pub(crate) fn gemm(
     m: usize,
     k: usize,
@@ -73,28 +44,63 @@ pub(crate) fn gemm(
     a: &[f32],
     b: &[f32],
     c: &mut [f32],
-    s: &mut GemmScratch,
-) {
+) -> Result<(), GemmShapeError> {
+    let err = GemmShapeError {
+        m,
+        k,
+        n,
+        a: a.len(),
+        b: b.len(),
+        c: c.len(),
+    };
+    let fits = |rows: usize, cols: usize, len: usize| rows.checked_mul(cols) == Some(len);
+    if !(fits(m, k, a.len()) && fits(k, n, b.len()) && fits(m, n, c.len())) {
+        return Err(err);
+    }
+    let (Ok(k_stride), Ok(n_stride)) = (isize::try_from(k), isize::try_from(n)) else {
+        return Err(err);
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
     if k == 0 {
-        c.iter_mut().for_each(|v| *v = 0.0);
-        return;
+        c.fill(0.0);
+        return Ok(());
     }
-    pack_a(a, m, k, &mut s.a);
-    pack_b(b, k, n, &mut s.b);
-    for (jp, bp) in s.b.chunks_exact(k).enumerate() {
-        let j0 = jp * NR;
-        let w = NR.min(n - j0);
-        for (ip, ap) in s.a.chunks_exact(k).enumerate() {
-            let i0 = ip * MR;
-            let acc = micro(ap, bp);
-            for (i, row) in acc.iter().enumerate().take(m - i0) {
-                let start = (i0 + i) * n + j0;
-                if let (Some(dst), Some(src)) = (c.get_mut(start..start + w), row.get(..w)) {
-                    dst.copy_from_slice(src);
-                }
-            }
-        }
+    // SAFETY: `gemm::gemm` reads `lhs[i*lhs_rs + p*lhs_cs]` for i < m, p < k, reads
+    // `rhs[p*rhs_rs + j*rhs_cs]` for p < k, j < n, and writes `dst[i*dst_rs + j*dst_cs]` for
+    // i < m, j < n. With row-major strides (row stride k, n, n; column stride 1) the largest
+    // offsets are (m-1)*k + k-1 = m*k - 1, (k-1)*n + n-1 = k*n - 1 and m*n - 1, which are in
+    // bounds because the lengths were checked above to equal m*k, k*n and m*n exactly (all
+    // non-zero here, so the slices are non-empty); k and n fit in isize, and so do the offsets,
+    // being below slice lengths. `c` is a unique `&mut` borrow, so `dst` aliases neither `lhs`
+    // nor `rhs` and nothing else accesses these slices during the call. `read_dst = false`
+    // means `dst` is only written (alpha is unused), and `Parallelism::None` keeps the call on
+    // this thread.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n_stride,
+            false,
+            a.as_ptr(),
+            1,
+            k_stride,
+            b.as_ptr(),
+            1,
+            n_stride,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -115,21 +121,111 @@ mod tests {
         c
     }
 
+    fn random(rng: &mut impl Rng, len: usize) -> Vec<f32> {
+        (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
+    }
+
     #[test]
     fn matches_f64_on_ragged_shapes() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut s = GemmScratch::default();
-        for &(m, k, n) in &[(1, 1, 1), (7, 5, 17), (6, 16, 16), (13, 33, 40), (2, 0, 3)] {
-            let a: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
-            let b: Vec<f32> = (0..k * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let shapes = [
+            (1, 1, 1),
+            (7, 5, 17),
+            (6, 16, 16),
+            (13, 33, 40),
+            (2, 0, 3),
+            (1, 9, 1),
+            (3, 600, 5),
+            (70, 300, 90),
+        ];
+        for &(m, k, n) in &shapes {
+            let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
+            // NaN garbage in C must not leak into the result (it is not read).
             let mut c = vec![f32::NAN; m * n];
-            gemm(m, k, n, &a, &b, &mut c, &mut s);
+            gemm(m, k, n, &a, &b, &mut c).unwrap();
             for (got, want) in c.iter().zip(reference(m, k, n, &a, &b)) {
                 assert!(
                     (f64::from(*got) - want).abs() <= 1e-5 * (k as f64 + 1.0),
-                    "{got} vs {want}"
+                    "{m}x{k}x{n}: {got} vs {want}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn exact_on_small_integers() {
+        // Integer operands: every partial sum is an integer below 2^24, so any summation
+        // order gives the exact result, which is computed independently here in i64.
+        let (m, k, n) = (9, 37, 21);
+        let a: Vec<i64> = (0..m * k).map(|i| (i as i64 * 7) % 11 - 5).collect();
+        let b: Vec<i64> = (0..k * n).map(|i| (i as i64 * 5) % 13 - 6).collect();
+        let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+        let bf: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+        let mut c = vec![0.0f32; m * n];
+        gemm(m, k, n, &af, &bf, &mut c).unwrap();
+        for i in 0..m {
+            for j in 0..n {
+                let want: i64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                assert_eq!(c[i * n + j], want as f32, "({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn deterministic_regardless_of_buffer_placement() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (m, k, n) = (37, 129, 45);
+        let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
+        let mut first = vec![0.0f32; m * n];
+        gemm(m, k, n, &a, &b, &mut first).unwrap();
+        // Same operands at different (mis)alignments, and from another thread.
+        for shift in 1..4 {
+            let mut a2 = vec![0.0f32; shift];
+            a2.extend_from_slice(&a);
+            let mut b2 = vec![0.0f32; shift + 1];
+            b2.extend_from_slice(&b);
+            let mut c2 = vec![f32::NAN; m * n + shift];
+            gemm(m, k, n, &a2[shift..], &b2[shift + 1..], &mut c2[shift..]).unwrap();
+            assert_eq!(first.as_slice(), &c2[shift..], "shift {shift}");
+        }
+        let (a3, b3) = (a.clone(), b.clone());
+        let other = std::thread::spawn(move || {
+            let mut c = vec![0.0f32; m * n];
+            gemm(m, k, n, &a3, &b3, &mut c).unwrap();
+            c
+        })
+        .join()
+        .unwrap();
+        assert_eq!(first, other);
+    }
+
+    #[test]
+    fn rejects_mis_sized_operands_without_writing() {
+        let (a, b) = (vec![1.0f32; 6], vec![1.0f32; 12]);
+        let cases: [(usize, usize, usize, usize, usize, usize); 4] = [
+            (2, 3, 4, 5, 12, 8),         // a short
+            (2, 3, 4, 6, 13, 8),         // b long
+            (2, 3, 4, 6, 12, 7),         // c short
+            (usize::MAX, 2, 1, 6, 2, 6), // m*k overflows
+        ];
+        for (m, k, n, la, lb, lc) in cases {
+            let a = vec![1.0f32; la];
+            let b = vec![1.0f32; lb];
+            let mut c = vec![-3.0f32; lc];
+            let e = gemm(m, k, n, &a, &b, &mut c).unwrap_err();
+            assert_eq!((e.a, e.b, e.c), (la, lb, lc));
+            assert!(c.iter().all(|&v| v == -3.0));
+        }
+        let mut c = vec![0.0f32; 8];
+        assert!(gemm(2, 3, 4, &a, &b, &mut c).is_ok());
+        assert!(c.iter().all(|&v| v == 3.0));
+    }
+
+    #[test]
+    fn empty_inner_dimension_gives_zeros() {
+        let mut c = vec![f32::NAN; 6];
+        gemm(2, 0, 3, &[], &[], &mut c).unwrap();
+        assert_eq!(c, vec![0.0; 6]);
+        gemm(0, 4, 3, &[], &[0.0; 12], &mut []).unwrap();
     }
 }

@@ -10,7 +10,7 @@ mod io;
 
 use crate::program::Region;
 use crate::vertex::{Elem, MatMul, Vertex};
-use gemm::{gemm, GemmScratch};
+use gemm::gemm;
 use io::{decode, encode, round_to, split};
 use std::cell::RefCell;
 use tessera_ir::eval::math::{binary_f32, unary_f32};
@@ -19,13 +19,12 @@ use tessera_ir::eval::math::{binary_f32, unary_f32};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KernelError(pub String);
 
-/// Per-thread scratch: decoded operands and GEMM packing buffers.
+/// Per-thread scratch: decoded operands and results.
 #[derive(Debug, Default)]
 struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     c: Vec<f32>,
-    gemm: GemmScratch,
 }
 
 thread_local! {
@@ -133,7 +132,7 @@ fn matmul(mem: &mut [u8], mm: &MatMul, s: &mut Scratch) -> Result<(), KernelErro
     }
     s.c.clear();
     s.c.resize(m * n, 0.0);
-    gemm(m, k, n, &s.a, &s.b, &mut s.c, &mut s.gemm);
+    gemm(m, k, n, &s.a, &s.b, &mut s.c).map_err(|e| KernelError(e.to_string()))?;
     let p = mm.partials;
     if mm.accumulate {
         decode(c_bytes, p, &mut s.a);
