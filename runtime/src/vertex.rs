@@ -39,7 +39,8 @@ impl Elem {
 ///
 /// `A` is `m×k` and `B` is `k×n`, both of type `input`; `C` is `m×n` of type `partials`.
 /// Products of two f16 values are exact in f32, so both input types are multiplied and summed
-/// over `k` in f32 (as the target's AMP unit does) in a fixed order; the sum is then rounded
+/// over `k` in f32 (as the target's AMP unit does) in an order fixed per machine (the `gemm`
+/// crate picks it from the shape and the CPU), independent of threads; the sum is then rounded
 /// to `partials`. With `accumulate`, the rounded sum is added to the old `C` in `partials`
 /// arithmetic (`C = round(C + round(sum))`), which is how K-split partial sums are chained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
