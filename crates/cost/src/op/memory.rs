@@ -195,6 +195,12 @@ pub(crate) fn layer_norm(out: &TensorType, tiles: u32, rates: &Rates) -> OpCost 
     }
 }
 
+/// Bytes of operand `t` (if present) that each of `used` tiles holds when it is spread evenly.
+fn share_per_tile(t: Option<&&TensorType>, used: u64) -> u64 {
+    t.map(|t| ceil_div(elems(t), used).saturating_mul(elem_size(t)))
+        .unwrap_or(0)
+}
+
 /// Scatter-add of `operands = [indices, updates]` into a zero result `out`.
 pub(crate) fn scatter_add(
     out: &TensorType,
@@ -209,11 +215,10 @@ pub(crate) fn scatter_add(
     }
     let s = elem_size(out);
     let (used, e_t) = spread_vectors(n, s, tiles, a);
-    let share = |t: Option<&&TensorType>| {
-        t.map(|t| ceil_div(elems(t), used).saturating_mul(elem_size(t)))
-            .unwrap_or(0)
-    };
-    let (idx_t, upd_t) = (share(operands.first()), share(operands.get(1)));
+    let (idx_t, upd_t) = (
+        share_per_tile(operands.first(), used),
+        share_per_tile(operands.get(1), used),
+    );
     // Zero fill, then load update, load sum, store sum per update element; index loads.
     let moved = e_t
         .saturating_mul(s)
@@ -245,10 +250,7 @@ pub(crate) fn one_hot(
     }
     let s = elem_size(out);
     let (used, e_t) = spread_vectors(n, s, tiles, a);
-    let idx_t = operands
-        .first()
-        .map(|t| ceil_div(elems(t), used).saturating_mul(elem_size(t)))
-        .unwrap_or(0);
+    let idx_t = share_per_tile(operands.first(), used);
     let moved = e_t.saturating_mul(s).saturating_add(idx_t);
     OpCost {
         bytes_out: bytes(out),
