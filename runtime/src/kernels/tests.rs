@@ -183,3 +183,7 @@ fn unvalidated_out_of_range_operands_are_errors_not_panics() {
     )
     .is_err());
 }
+
+mod bits;
+mod layout;
+mod products;
