@@ -2,6 +2,7 @@
 //! tile, vertex or copy and the offending byte range) and [`RunError`] when it is run.
 
 use crate::program::{Region, TileRef};
+use crate::vertex::Elem;
 use thiserror::Error;
 
 /// What is wrong with one operand, copy or compute set.
@@ -79,6 +80,39 @@ pub enum Problem {
         end: u64,
         /// The buffer's size.
         size: u64,
+    },
+    /// An operand has an element type the vertex does not accept (e.g. i64 arithmetic).
+    #[error("{what} of type {} is not accepted here ({expected})", elem.name())]
+    ElemType {
+        /// Which operand.
+        what: &'static str,
+        /// Its element type.
+        elem: Elem,
+        /// What the vertex accepts.
+        expected: &'static str,
+    },
+    /// A row length or row count that must be positive is zero.
+    #[error("{what} is zero")]
+    Zero {
+        /// Which dimension.
+        what: &'static str,
+    },
+    /// A range's length is not a whole number of units (rows, or a broadcast operand's
+    /// repetitions).
+    #[error("{what} {region} has {} bytes, not a multiple of {unit}", region.len)]
+    NotMultiple {
+        /// Which operand.
+        what: &'static str,
+        /// The range.
+        region: Region,
+        /// The unit in bytes.
+        unit: u64,
+    },
+    /// A tile → host stream copy with `row_bytes > 0` (only host → tile copies may be strided).
+    #[error("tile-to-host copies must be contiguous, got row_bytes = {row_bytes}")]
+    StridedToHost {
+        /// The copy's row length.
+        row_bytes: u32,
     },
     /// Two tile → host copies write the same host bytes.
     #[error("host buffer `{name}` bytes written twice (stream copy {other} also writes them)")]
@@ -193,6 +227,20 @@ pub enum RunError {
         vertex: usize,
         /// What went wrong.
         detail: String,
+    },
+    /// A gather index outside its table.
+    #[error("superstep {superstep}, {tile}, vertex {vertex} (gather): index {index} out of range for a table of {rows} rows")]
+    IndexOutOfRange {
+        /// Superstep index.
+        superstep: usize,
+        /// Tile.
+        tile: TileRef,
+        /// Vertex index.
+        vertex: usize,
+        /// The offending index.
+        index: i64,
+        /// Rows in the table.
+        rows: u32,
     },
     /// A copy's range was outside memory (only possible if validation was bypassed).
     #[error("superstep {superstep}: {site} out of range")]

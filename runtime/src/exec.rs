@@ -4,7 +4,11 @@
 //! in parallel as rayon tasks, each holding `&mut` to its own memory only); the exchange phase in
 //! two parallel passes through a staging buffer (gather: read source tiles into each destination
 //! group's staging slice; scatter: each destination tile copies its slice in), so every copy sees
-//! the memory as the compute phase left it; tile → host stream copies. Each parallel pass ends
+//! the memory as the compute phase left it; tile → host stream copies. Host → tile copies may
+//! be 2-D strided on the host side ([`crate::StreamCopy::pieces`]).
+//!
+//! Memory persists across runs: a [`Machine`] can run a `load` program once and then other
+//! programs of the same machine shape that read what it left in tile memory. Each parallel pass ends
 //! at a barrier (the end of the parallel iterator).
 //!
 //! Determinism: a tile's vertices run in order on one thread and exchange destinations are
@@ -12,10 +16,10 @@
 //! `install` of the given pool ([`Machine::run_in`]); phases with no work are skipped.
 
 use crate::error::{RunError, Site};
-use crate::kernels::run_vertex;
+use crate::kernels::{run_vertex, KernelError};
 use crate::loaded::{DstGroup, LoadedProgram, StepPlan};
 use crate::machine::Machine;
-use crate::program::{StreamCopy, Superstep, TileProgram};
+use crate::program::{Superstep, TileProgram};
 use crate::trace::{SuperstepTrace, Trace, TraceMode};
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
@@ -81,11 +85,20 @@ impl Machine {
         }
         work.into_par_iter().try_for_each(|(mem, tc)| {
             tc.vertices.iter().enumerate().try_for_each(|(vi, v)| {
-                run_vertex(mem, v).map_err(|e| RunError::Kernel {
-                    superstep: s,
-                    tile: tc.tile,
-                    vertex: vi,
-                    detail: e.0,
+                run_vertex(mem, v).map_err(|e| match e {
+                    KernelError::Operand(detail) => RunError::Kernel {
+                        superstep: s,
+                        tile: tc.tile,
+                        vertex: vi,
+                        detail,
+                    },
+                    KernelError::Index { index, rows } => RunError::IndexOutOfRange {
+                        superstep: s,
+                        tile: tc.tile,
+                        vertex: vi,
+                        index,
+                        rows,
+                    },
                 })
             })
         })
@@ -163,15 +176,18 @@ impl Machine {
         host: &[Vec<u8>],
     ) -> Result<(), RunError> {
         for (i, c) in step.host_to_tile.iter().enumerate() {
-            let (h, t) = ranges(c);
-            let src = host.get(c.buffer as usize).and_then(|b| b.get(h));
-            let dst = self
+            let err = || copy_err(s, Site::HostToTile(i));
+            let src = host.get(c.buffer as usize).ok_or_else(err)?;
+            let mem = self
                 .tiles
                 .get_mut(program.flat(c.tile.tile))
-                .and_then(|m| m.get_mut(t));
-            match (src, dst) {
-                (Some(src), Some(dst)) => dst.copy_from_slice(src),
-                _ => return Err(copy_err(s, Site::HostToTile(i))),
+                .ok_or_else(err)?;
+            for (h, t, len) in c.pieces().ok_or_else(err)? {
+                let from = range(h, len).and_then(|r| src.get(r)).ok_or_else(err)?;
+                range(u64::from(t), len)
+                    .and_then(|r| mem.get_mut(r))
+                    .ok_or_else(err)?
+                    .copy_from_slice(from);
             }
         }
         Ok(())
@@ -185,27 +201,27 @@ impl Machine {
         host: &mut [Vec<u8>],
     ) -> Result<(), RunError> {
         for (i, c) in step.tile_to_host.iter().enumerate() {
-            let (h, t) = ranges(c);
-            let src = self
-                .tiles
-                .get(program.flat(c.tile.tile))
-                .and_then(|m| m.get(t));
-            let dst = host.get_mut(c.buffer as usize).and_then(|b| b.get_mut(h));
-            match (src, dst) {
-                (Some(src), Some(dst)) => dst.copy_from_slice(src),
-                _ => return Err(copy_err(s, Site::TileToHost(i))),
+            let err = || copy_err(s, Site::TileToHost(i));
+            if c.row_bytes != 0 {
+                return Err(err());
             }
+            let len = c.tile.region.len;
+            let src = range(u64::from(c.tile.region.offset), len)
+                .and_then(|r| self.tiles.get(program.flat(c.tile.tile))?.get(r))
+                .ok_or_else(err)?;
+            range(c.buffer_offset, len)
+                .and_then(|r| host.get_mut(c.buffer as usize)?.get_mut(r))
+                .ok_or_else(err)?
+                .copy_from_slice(src);
         }
         Ok(())
     }
 }
 
-/// Host and tile byte ranges of a stream copy.
-fn ranges(c: &StreamCopy) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-    let len = c.tile.region.len as usize;
-    let h = c.buffer_offset as usize;
-    let t = c.tile.region.offset as usize;
-    (h..h + len, t..t + len)
+/// The byte range `[start, start + len)` as `usize` indices, if it fits.
+fn range(start: u64, len: u32) -> Option<std::ops::Range<usize>> {
+    let start = usize::try_from(start).ok()?;
+    Some(start..start.checked_add(len as usize)?)
 }
 
 fn copy_err(superstep: usize, site: Site) -> RunError {

@@ -112,6 +112,13 @@ impl Exchange {
 }
 
 /// A host stream copy: bytes between a host buffer and a tile's memory.
+///
+/// With `row_bytes == 0` the copy is contiguous: `tile.region.len` bytes from/to
+/// `[buffer_offset, buffer_offset + len)`. With `row_bytes > 0` (host → tile only) the
+/// contiguous tile region is filled row by row from a 2-D strided host range: tile bytes
+/// `[r * row_bytes, (r + 1) * row_bytes)` of the region come from host bytes
+/// `[buffer_offset + r * row_stride, + row_bytes)`, for `r` in `0..len / row_bytes` (e.g. a
+/// column block of a row-major weight matrix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamCopy {
     /// Index into [`TileProgram::host_buffers`].
@@ -120,6 +127,84 @@ pub struct StreamCopy {
     pub buffer_offset: u64,
     /// The tile bytes (the copy's length is `tile.region.len`).
     pub tile: TileRegion,
+    /// Bytes per row of a strided host → tile copy; 0 for a contiguous copy.
+    #[serde(default)]
+    pub row_bytes: u32,
+    /// Distance in host bytes between the starts of consecutive rows (used when
+    /// `row_bytes > 0`).
+    #[serde(default)]
+    pub row_stride: u64,
+}
+
+impl StreamCopy {
+    /// A contiguous copy between `tile` and the host bytes starting at `buffer_offset`.
+    pub const fn contiguous(buffer: u32, buffer_offset: u64, tile: TileRegion) -> Self {
+        StreamCopy {
+            buffer,
+            buffer_offset,
+            tile,
+            row_bytes: 0,
+            row_stride: 0,
+        }
+    }
+
+    /// A strided host → tile copy: rows of `row_bytes` bytes, `row_stride` bytes apart in the
+    /// host buffer, packed one after the other into `tile`.
+    pub const fn strided(
+        buffer: u32,
+        buffer_offset: u64,
+        tile: TileRegion,
+        row_bytes: u32,
+        row_stride: u64,
+    ) -> Self {
+        StreamCopy {
+            buffer,
+            buffer_offset,
+            tile,
+            row_bytes,
+            row_stride,
+        }
+    }
+
+    /// `(host offset, tile offset, length)` of each contiguous piece of the copy, or `None`
+    /// if `row_bytes` does not divide the tile length or an offset overflows `u64`.
+    pub fn pieces(&self) -> Option<Vec<(u64, u32, u32)>> {
+        let (t0, len) = (self.tile.region.offset, self.tile.region.len);
+        if self.row_bytes == 0 {
+            return Some(vec![(self.buffer_offset, t0, len)]);
+        }
+        if !len.is_multiple_of(self.row_bytes) {
+            return None;
+        }
+        (0..len / self.row_bytes)
+            .map(|r| {
+                let host = u64::from(r)
+                    .checked_mul(self.row_stride)?
+                    .checked_add(self.buffer_offset)?;
+                let tile = t0.checked_add(r * self.row_bytes)?;
+                Some((host, tile, self.row_bytes))
+            })
+            .collect()
+    }
+
+    /// One past the last host byte the copy touches (`buffer_offset` for an empty copy), or
+    /// `None` if `row_bytes` does not divide the tile length or the end overflows `u64`.
+    pub fn host_end(&self) -> Option<u64> {
+        let len = self.tile.region.len;
+        if self.row_bytes == 0 {
+            return self.buffer_offset.checked_add(u64::from(len));
+        }
+        if !len.is_multiple_of(self.row_bytes) {
+            return None;
+        }
+        match (len / self.row_bytes).checked_sub(1) {
+            None => Some(self.buffer_offset),
+            Some(last) => u64::from(last)
+                .checked_mul(self.row_stride)?
+                .checked_add(self.buffer_offset)?
+                .checked_add(u64::from(self.row_bytes)),
+        }
+    }
 }
 
 /// A host buffer the program streams from or to (e.g. an input or output tensor's bytes).

@@ -8,13 +8,19 @@ use crate::program::Region;
 use serde::{Deserialize, Serialize};
 use tessera_ir::{BinaryOp, UnaryOp};
 
-/// Floating-point element type of a tile-memory operand.
+/// Element type of a tile-memory operand.
+///
+/// Arithmetic vertices take only the floating-point types; [`Elem::I64`] is accepted only as
+/// the source of a [`Vertex::Cast`] to a float and as [`Vertex::Gather`] indices (and
+/// [`Vertex::Copy`] moves any bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Elem {
     /// IEEE binary32, 4 bytes.
     F32,
     /// IEEE binary16, 2 bytes.
     F16,
+    /// Two's-complement signed 64-bit integer, 8 bytes (token ids, gather indices).
+    I64,
 }
 
 impl Elem {
@@ -23,21 +29,30 @@ impl Elem {
         match self {
             Elem::F32 => 4,
             Elem::F16 => 2,
+            Elem::I64 => 8,
         }
     }
 
-    /// Lower-case name (`f32`, `f16`).
+    /// Lower-case name (`f32`, `f16`, `i64`).
     pub const fn name(self) -> &'static str {
         match self {
             Elem::F32 => "f32",
             Elem::F16 => "f16",
+            Elem::I64 => "i64",
         }
+    }
+
+    /// Whether this is a floating-point type (the operand type of arithmetic vertices).
+    pub const fn is_float(self) -> bool {
+        matches!(self, Elem::F32 | Elem::F16)
     }
 }
 
-/// A block matrix product `C (+)= A · B` on one tile, all row-major and dense.
+/// A block matrix product `C (+)= op(A) · op(B)` on one tile, all dense.
 ///
-/// `A` is `m×k` and `B` is `k×n`, both of type `input`; `C` is `m×n` of type `partials`.
+/// `op(A)` is `m×k` and `op(B)` is `k×n`, both of type `input`; `C` is `m×n` of type
+/// `partials`, row-major. `A` is stored row-major `m×k`, or `k×m` when `transpose_a`; `B` is
+/// stored row-major `k×n`, or `n×k` when `transpose_b` (read through strides, not copied).
 /// Products of two f16 values are exact in f32, so both input types are multiplied and summed
 /// over `k` in f32 (as the target's AMP unit does) in an order fixed per machine (the `gemm`
 /// crate picks it from the shape and the CPU), independent of threads; the sum is then rounded
@@ -57,6 +72,10 @@ pub struct MatMul {
     pub partials: Elem,
     /// Add to `C` instead of overwriting it.
     pub accumulate: bool,
+    /// `A` is stored `k×m` (row-major), i.e. the product uses its transpose.
+    pub transpose_a: bool,
+    /// `B` is stored `n×k` (row-major), i.e. the product uses its transpose.
+    pub transpose_b: bool,
     /// `A`, `m*k` elements.
     pub a: Region,
     /// `B`, `k*n` elements.
@@ -83,18 +102,21 @@ pub enum Vertex {
         /// Result, same length as `src`.
         dst: Region,
     },
-    /// `dst[i] = op(a[i], b[i])`, computed as `tessera_ir::eval::math::binary_f32` (f16 as for
-    /// `Unary`). `dst` may equal `a` or `b` exactly but not partially overlap them.
+    /// `dst[i] = op(a[i % len_a], b[i % len_b])`, computed as
+    /// `tessera_ir::eval::math::binary_f32` (f16 as for `Unary`). Each operand either has
+    /// `dst`'s length or a length (in elements) dividing it, and is then repeated cyclically
+    /// (a broadcast of a trailing block, e.g. a bias row). `dst` may equal an operand of its
+    /// own length exactly but not otherwise overlap it.
     Binary {
         /// The function.
         op: BinaryOp,
         /// Element type of all three operands.
         elem: Elem,
-        /// Left operand.
+        /// Left operand, length dividing `dst`'s.
         a: Region,
-        /// Right operand, same length.
+        /// Right operand, length dividing `dst`'s.
         b: Region,
-        /// Result, same length.
+        /// Result.
         dst: Region,
     },
     /// Partial-sum reduction `dst[i] = dst[i] + srcs[0][i] + srcs[1][i] + ...`, added left to
@@ -108,7 +130,9 @@ pub enum Vertex {
         /// Sources, each the length of `dst`.
         srcs: Vec<Region>,
     },
-    /// Conversion between element types (f32 → f16 rounds to nearest even; f16 → f32 exact).
+    /// Conversion between element types (f32 → f16 rounds to nearest even; f16 → f32 exact;
+    /// i64 → f32 rounds the integer to nearest even in one step, i64 → f16 converts it to f64
+    /// and rounds that to f16, both as `tessera_ir::Tensor::cast`). Nothing converts to i64.
     Cast {
         /// Source element type.
         from: Elem,
@@ -135,6 +159,57 @@ pub enum Vertex {
         /// Destination bytes, same length.
         dst: Region,
     },
+    /// Softmax over each row of `cols` elements (rows = elements / `cols`), computed by
+    /// `tessera_ir::eval::rows::softmax_rows` for `elem` (f16: statistics in f32, each result
+    /// rounded to f16), bit-identical to the reference evaluator. `dst` may equal `src`
+    /// exactly but not partially overlap it.
+    Softmax {
+        /// Element type of `src` and `dst` (a float).
+        elem: Elem,
+        /// Row length in elements (> 0).
+        cols: u32,
+        /// Operand, a whole number of rows.
+        src: Region,
+        /// Result, same length.
+        dst: Region,
+    },
+    /// Layer norm over each row of `cols` elements, computed by
+    /// `tessera_ir::eval::rows::layer_norm_rows` for `elem`, bit-identical to the reference
+    /// evaluator. `dst` may equal `x` exactly; it must not overlap `gamma` or `beta`.
+    LayerNorm {
+        /// Element type of all operands (a float).
+        elem: Elem,
+        /// Row length in elements (> 0).
+        cols: u32,
+        /// Added to the variance before the square root.
+        eps: f64,
+        /// Operand, a whole number of rows.
+        x: Region,
+        /// Weight, `cols` elements.
+        gamma: Region,
+        /// Bias, `cols` elements.
+        beta: Region,
+        /// Result, same length as `x`.
+        dst: Region,
+    },
+    /// Row gather: `dst` row `i` = `table` row `indices[i]`. `table` holds `rows` rows of
+    /// `width` elements (row-major, e.g. a column block of an embedding table); `indices`
+    /// holds `n` i64 values; `dst` gets `n` rows of `width` elements. An index outside
+    /// `[0, rows)` is a run-time error. No two operands may overlap.
+    Gather {
+        /// Element type of `table` and `dst` (a float).
+        elem: Elem,
+        /// Rows in `table`.
+        rows: u32,
+        /// Elements per row.
+        width: u32,
+        /// The table, `rows * width` elements.
+        table: Region,
+        /// The row indices, i64.
+        indices: Region,
+        /// The result, `n * width` elements.
+        dst: Region,
+    },
 }
 
 impl Vertex {
@@ -148,10 +223,14 @@ impl Vertex {
             Vertex::Cast { .. } => "cast",
             Vertex::Fill { .. } => "fill",
             Vertex::Copy { .. } => "copy",
+            Vertex::Softmax { .. } => "softmax",
+            Vertex::LayerNorm { .. } => "layer_norm",
+            Vertex::Gather { .. } => "gather",
         }
     }
 
-    /// Floating-point operations the vertex performs (2 per multiply-add), for throughput reports.
+    /// Floating-point operations the vertex performs (2 per multiply-add; softmax counts 5 and
+    /// layer norm 8 per element), for throughput reports.
     pub fn flops(&self) -> u64 {
         match self {
             Vertex::MatMul(mm) => 2 * u64::from(mm.m) * u64::from(mm.k) * u64::from(mm.n),
@@ -161,7 +240,12 @@ impl Vertex {
             Vertex::AddPartials { elem, dst, srcs } => {
                 u64::from(dst.len / elem.size()) * srcs.len() as u64
             }
-            Vertex::Cast { .. } | Vertex::Fill { .. } | Vertex::Copy { .. } => 0,
+            Vertex::Softmax { elem, dst, .. } => 5 * u64::from(dst.len / elem.size()),
+            Vertex::LayerNorm { elem, dst, .. } => 8 * u64::from(dst.len / elem.size()),
+            Vertex::Cast { .. }
+            | Vertex::Fill { .. }
+            | Vertex::Copy { .. }
+            | Vertex::Gather { .. } => 0,
         }
     }
 }

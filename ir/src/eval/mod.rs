@@ -36,6 +36,7 @@ mod layout;
 pub mod math;
 mod matmul;
 mod reduce;
+pub mod rows;
 pub mod sround;
 mod strided;
 mod values;

@@ -1,4 +1,5 @@
-//! Reductions (sum, mean, max over any axes), softmax and layer norm.
+//! Reductions (sum, mean, max over any axes), softmax and layer norm (the row arithmetic of
+//! the last two lives in [`super::rows`], shared with the tile runtime).
 //!
 //! Precision: sums, means and the softmax / layer-norm statistics accumulate in f64 for f32
 //! data and in f32 for f16 data ([`Acc`]), in row-major order, and each result element is
@@ -9,6 +10,7 @@
 //! element in the accumulator type.
 
 use super::error::KernelError;
+use super::rows::{layer_norm_rows, softmax_rows};
 use super::strided::{broadcast_strides, for_each_offset, strides};
 use super::values::{elems, floats, from_floats, make, with_acc, Acc};
 use crate::dtype::DType;
@@ -145,56 +147,12 @@ pub(crate) fn reduce(
     }
 }
 
-fn softmax_rows<A: Acc>(x: &[f32], h: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(x.len());
-    let mut e = Vec::with_capacity(h);
-    for row in x.chunks_exact(h) {
-        let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| {
-            if v.is_nan() || m.is_nan() {
-                f32::NAN
-            } else {
-                m.max(v)
-            }
-        });
-        e.clear();
-        e.extend(row.iter().map(|&v| (A::of(v) - A::of(m)).exp()));
-        let sum = e.iter().fold(A::ZERO, |s, &v| s + v);
-        out.extend(e.iter().map(|&v| (v / sum).to_f32()));
-    }
-    out
-}
-
 /// Softmax over the last axis.
 pub(crate) fn softmax(x: &Tensor) -> Result<Tensor, KernelError> {
     let h = x.shape().last().copied().unwrap_or(1);
     let f = floats(x)?;
-    let v = if h == 0 {
-        Vec::new()
-    } else {
-        with_acc!(x.dtype(), softmax_rows(&f, h))
-    };
+    let v = softmax_rows(x.dtype(), &f, h);
     from_floats(x.shape(), x.dtype(), v)
-}
-
-fn layer_norm_rows<A: Acc>(x: &[f32], g: &[f32], b: &[f32], eps: f64) -> Vec<f32> {
-    let h = g.len();
-    let n = A::of_count(h);
-    let eps = A::of_f64(eps);
-    let mut out = Vec::with_capacity(x.len());
-    for row in x.chunks_exact(h) {
-        let mean = row.iter().fold(A::ZERO, |s, &v| s + A::of(v)) / n;
-        let var = row.iter().fold(A::ZERO, |s, &v| {
-            let d = A::of(v) - mean;
-            s + d * d
-        }) / n;
-        let std = (var + eps).sqrt();
-        out.extend(
-            row.iter()
-                .zip(g.iter().zip(b))
-                .map(|(&v, (&gv, &bv))| ((A::of(v) - mean) / std * A::of(gv) + A::of(bv)).to_f32()),
-        );
-    }
-    out
 }
 
 /// Layer norm over the last axis with weight `g` and bias `b`.
@@ -214,10 +172,6 @@ pub(crate) fn layer_norm(
             b.ty()
         )));
     }
-    let v = if h == 0 {
-        Vec::new()
-    } else {
-        with_acc!(x.dtype(), layer_norm_rows(&fx, &fg, &fb, eps))
-    };
+    let v = layer_norm_rows(x.dtype(), &fx, &fg, &fb, eps);
     from_floats(x.shape(), x.dtype(), v)
 }

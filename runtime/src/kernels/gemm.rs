@@ -32,17 +32,19 @@ pub(crate) struct GemmShapeError {
     pub c: usize,
 }
 
-/// `c = a · b` with `a: m×k`, `b: k×n`, `c: m×n`, all row-major and dense. Products are
-/// summed in f32 (see the module docs for the order); `c`'s old contents are ignored.
+/// `c = op(a) · op(b)` with `op(a): m×k`, `op(b): k×n`, `c: m×n` row-major and dense. Each
+/// operand is `(data, transposed)`: `a` is stored row-major `m×k`, or `k×m` when transposed;
+/// `b` is stored `k×n`, or `n×k` when transposed (read through strides, not copied). Products
+/// are summed in f32 (see the module docs for the order); `c`'s old contents are ignored.
 ///
 /// Fails, without touching `c`, unless `a.len() == m*k`, `b.len() == k*n`, `c.len() == m*n`
-/// (and every row stride fits in `isize`).
+/// (and every stride fits in `isize`).
 pub(crate) fn gemm(
     m: usize,
     k: usize,
     n: usize,
-    a: &[f32],
-    b: &[f32],
+    (a, a_t): (&[f32], bool),
+    (b, b_t): (&[f32], bool),
     c: &mut [f32],
 ) -> Result<(), GemmShapeError> {
     let err = GemmShapeError {
@@ -57,7 +59,8 @@ pub(crate) fn gemm(
     if !(fits(m, k, a.len()) && fits(k, n, b.len()) && fits(m, n, c.len())) {
         return Err(err);
     }
-    let (Ok(k_stride), Ok(n_stride)) = (isize::try_from(k), isize::try_from(n)) else {
+    let (Ok(m_i), Ok(k_i), Ok(n_i)) = (isize::try_from(m), isize::try_from(k), isize::try_from(n))
+    else {
         return Err(err);
     };
     if m == 0 || n == 0 {
@@ -67,16 +70,21 @@ pub(crate) fn gemm(
         c.fill(0.0);
         return Ok(());
     }
+    // (column stride, row stride) of op(a) (m×k) and op(b) (k×n) in their stored layouts.
+    let (a_cs, a_rs) = if a_t { (m_i, 1) } else { (1, k_i) };
+    let (b_cs, b_rs) = if b_t { (k_i, 1) } else { (1, n_i) };
     // SAFETY: `gemm::gemm` reads `lhs[i*lhs_rs + p*lhs_cs]` for i < m, p < k, reads
     // `rhs[p*rhs_rs + j*rhs_cs]` for p < k, j < n, and writes `dst[i*dst_rs + j*dst_cs]` for
-    // i < m, j < n. With row-major strides (row stride k, n, n; column stride 1) the largest
-    // offsets are (m-1)*k + k-1 = m*k - 1, (k-1)*n + n-1 = k*n - 1 and m*n - 1, which are in
-    // bounds because the lengths were checked above to equal m*k, k*n and m*n exactly (all
-    // non-zero here, so the slices are non-empty); k and n fit in isize, and so do the offsets,
-    // being below slice lengths. `c` is a unique `&mut` borrow, so `dst` aliases neither `lhs`
-    // nor `rhs` and nothing else accesses these slices during the call. `read_dst = false`
-    // means `dst` is only written (alpha is unused), and `Parallelism::None` keeps the call on
-    // this thread.
+    // i < m, j < n. The largest offsets are: for `a`, (m-1)*k + (k-1) when stored m×k
+    // (strides k, 1) and (m-1) + (k-1)*m when stored k×m (strides 1, m), both m*k - 1; for
+    // `b`, (k-1)*n + (n-1) stored k×n (strides n, 1) and (k-1) + (n-1)*k stored n×k
+    // (strides 1, k), both k*n - 1; for `c` (strides n, 1), m*n - 1. These are in bounds
+    // because the lengths were checked above to equal m*k, k*n and m*n exactly (all non-zero
+    // here, so the slices are non-empty); m, k and n fit in isize, and so do the offsets,
+    // being below slice lengths. `c` is a unique `&mut` borrow, so `dst` aliases neither
+    // `lhs` nor `rhs` and nothing else accesses these slices during the call.
+    // `read_dst = false` means `dst` is only written (alpha is unused), and
+    // `Parallelism::None` keeps the call on this thread.
     unsafe {
         gemm::gemm(
             m,
@@ -84,14 +92,14 @@ pub(crate) fn gemm(
             k,
             c.as_mut_ptr(),
             1,
-            n_stride,
+            n_i,
             false,
             a.as_ptr(),
-            1,
-            k_stride,
+            a_cs,
+            a_rs,
             b.as_ptr(),
-            1,
-            n_stride,
+            b_cs,
+            b_rs,
             0.0,
             1.0,
             false,
@@ -142,7 +150,7 @@ mod tests {
             let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
             // NaN garbage in C must not leak into the result (it is not read).
             let mut c = vec![f32::NAN; m * n];
-            gemm(m, k, n, &a, &b, &mut c).unwrap();
+            gemm(m, k, n, (&a, false), (&b, false), &mut c).unwrap();
             for (got, want) in c.iter().zip(reference(m, k, n, &a, &b)) {
                 assert!(
                     (f64::from(*got) - want).abs() <= 1e-5 * (k as f64 + 1.0),
@@ -162,7 +170,7 @@ mod tests {
         let af: Vec<f32> = a.iter().map(|&x| x as f32).collect();
         let bf: Vec<f32> = b.iter().map(|&x| x as f32).collect();
         let mut c = vec![0.0f32; m * n];
-        gemm(m, k, n, &af, &bf, &mut c).unwrap();
+        gemm(m, k, n, (&af, false), (&bf, false), &mut c).unwrap();
         for i in 0..m {
             for j in 0..n {
                 let want: i64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
@@ -177,7 +185,7 @@ mod tests {
         let (m, k, n) = (37, 129, 45);
         let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
         let mut first = vec![0.0f32; m * n];
-        gemm(m, k, n, &a, &b, &mut first).unwrap();
+        gemm(m, k, n, (&a, false), (&b, false), &mut first).unwrap();
         // Same operands at different (mis)alignments, and from another thread.
         for shift in 1..4 {
             let mut a2 = vec![0.0f32; shift];
@@ -185,13 +193,21 @@ mod tests {
             let mut b2 = vec![0.0f32; shift + 1];
             b2.extend_from_slice(&b);
             let mut c2 = vec![f32::NAN; m * n + shift];
-            gemm(m, k, n, &a2[shift..], &b2[shift + 1..], &mut c2[shift..]).unwrap();
+            gemm(
+                m,
+                k,
+                n,
+                (&a2[shift..], false),
+                (&b2[shift + 1..], false),
+                &mut c2[shift..],
+            )
+            .unwrap();
             assert_eq!(first.as_slice(), &c2[shift..], "shift {shift}");
         }
         let (a3, b3) = (a.clone(), b.clone());
         let other = std::thread::spawn(move || {
             let mut c = vec![0.0f32; m * n];
-            gemm(m, k, n, &a3, &b3, &mut c).unwrap();
+            gemm(m, k, n, (&a3, false), (&b3, false), &mut c).unwrap();
             c
         })
         .join()
@@ -212,20 +228,20 @@ mod tests {
             let a = vec![1.0f32; la];
             let b = vec![1.0f32; lb];
             let mut c = vec![-3.0f32; lc];
-            let e = gemm(m, k, n, &a, &b, &mut c).unwrap_err();
+            let e = gemm(m, k, n, (&a, false), (&b, false), &mut c).unwrap_err();
             assert_eq!((e.a, e.b, e.c), (la, lb, lc));
             assert!(c.iter().all(|&v| v == -3.0));
         }
         let mut c = vec![0.0f32; 8];
-        assert!(gemm(2, 3, 4, &a, &b, &mut c).is_ok());
+        assert!(gemm(2, 3, 4, (&a, false), (&b, false), &mut c).is_ok());
         assert!(c.iter().all(|&v| v == 3.0));
     }
 
     #[test]
     fn empty_inner_dimension_gives_zeros() {
         let mut c = vec![f32::NAN; 6];
-        gemm(2, 0, 3, &[], &[], &mut c).unwrap();
+        gemm(2, 0, 3, (&[], false), (&[], false), &mut c).unwrap();
         assert_eq!(c, vec![0.0; 6]);
-        gemm(0, 4, 3, &[], &[0.0; 12], &mut []).unwrap();
+        gemm(0, 4, 3, (&[], false), (&[0.0; 12], false), &mut []).unwrap();
     }
 }

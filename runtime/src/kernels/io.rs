@@ -1,5 +1,6 @@
 //! Byte-level access to one tile's memory for kernels: decoding/encoding little-endian f32 and
-//! f16 operands, and splitting the memory into a written range plus read-only rest (a split
+//! f16 operands (i64 operands are refused: only the cast and gather kernels read them, as
+//! integers, see [`decode_i64`]), and splitting the memory into a written range plus read-only rest (a split
 //! borrow, so a kernel can read its inputs while writing its output without copying the tile).
 //!
 //! Rounding f32 results to f16 after an f32 `+ - * /` of two f16 values gives the correctly
@@ -10,17 +11,24 @@ use crate::program::Region;
 use crate::vertex::Elem;
 use half::f16;
 
-/// `x` rounded to `elem` and widened back to f32.
+/// `x` rounded to `elem` and widened back to f32 (identity for f32; i64 never reaches here,
+/// since [`decode`] refuses it, and is left unchanged).
 #[inline]
 pub(crate) fn round_to(elem: Elem, x: f32) -> f32 {
     match elem {
-        Elem::F32 => x,
+        Elem::F32 | Elem::I64 => x,
         Elem::F16 => f16::from_f32(x).to_f32(),
     }
 }
 
+/// The error for an i64 operand of a floating-point kernel.
+fn not_float(elem: Elem) -> String {
+    format!("{} operand given to a floating-point kernel", elem.name())
+}
+
 /// Decodes little-endian `elem` values from `bytes` into `out` (replacing its contents).
-pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) {
+/// Fails for i64.
+pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(), String> {
     out.clear();
     match elem {
         Elem::F32 => out.extend(
@@ -33,11 +41,24 @@ pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) {
                 .chunks_exact(2)
                 .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
         ),
+        Elem::I64 => return Err(not_float(elem)),
     }
+    Ok(())
+}
+
+/// Decodes little-endian i64 values from `bytes` into `out` (replacing its contents).
+pub(crate) fn decode_i64(bytes: &[u8], out: &mut Vec<i64>) {
+    out.clear();
+    out.extend(bytes.chunks_exact(8).map(|c| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        i64::from_le_bytes(b)
+    }));
 }
 
 /// Encodes `vals` as little-endian `elem` into `bytes` (f32 → f16 rounds to nearest even).
-pub(crate) fn encode(vals: &[f32], elem: Elem, bytes: &mut [u8]) {
+/// Fails for i64.
+pub(crate) fn encode(vals: &[f32], elem: Elem, bytes: &mut [u8]) -> Result<(), String> {
     match elem {
         Elem::F32 => bytes
             .chunks_exact_mut(4)
@@ -47,7 +68,9 @@ pub(crate) fn encode(vals: &[f32], elem: Elem, bytes: &mut [u8]) {
             .chunks_exact_mut(2)
             .zip(vals)
             .for_each(|(c, v)| c.copy_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        Elem::I64 => return Err(not_float(elem)),
     }
+    Ok(())
 }
 
 /// Read access to a tile's memory outside one written range.

@@ -3,21 +3,44 @@
 //! and encoded back, so tile memory needs no alignment beyond what validation already checks.
 //!
 //! Every range access goes through `get`/`get_mut`, so even an unvalidated program cannot make
-//! a kernel touch another tile or panic: it gets a [`KernelError`] instead.
+//! a kernel touch another tile or panic: it gets a [`KernelError`] instead. The only error a
+//! validated program can meet at run time is a gather index outside its table.
+//!
+//! Submodules: [`io`] (byte encoding, split borrows), [`gemm`] (the f32 GEMM wrapper),
+//! [`matmul`] (the matmul vertex), [`rows`] (softmax, layer norm), [`gather`] (gather and the
+//! i64 → float cast).
 
+mod gather;
 mod gemm;
 mod io;
+mod matmul;
+mod rows;
 
 use crate::program::Region;
-use crate::vertex::{Elem, MatMul, Vertex};
-use gemm::gemm;
-use io::{decode, encode, round_to, split};
+use crate::vertex::{Elem, Vertex};
+use io::{decode, encode, round_to};
 use std::cell::RefCell;
 use tessera_ir::eval::math::{binary_f32, unary_f32};
 
-/// A kernel's operand was unusable (only reachable if load-time validation was bypassed).
+/// Why a kernel failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct KernelError(pub String);
+pub(crate) enum KernelError {
+    /// An operand was unusable (only reachable if load-time validation was bypassed).
+    Operand(String),
+    /// A gather index outside `[0, rows)`.
+    Index {
+        /// The index.
+        index: i64,
+        /// Rows in the table.
+        rows: u32,
+    },
+}
+
+impl From<String> for KernelError {
+    fn from(s: String) -> Self {
+        KernelError::Operand(s)
+    }
+}
 
 /// Per-thread scratch: decoded operands and results.
 #[derive(Debug, Default)]
@@ -25,6 +48,8 @@ struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     c: Vec<f32>,
+    d: Vec<f32>,
+    idx: Vec<i64>,
 }
 
 thread_local! {
@@ -41,7 +66,7 @@ pub(crate) fn run_vertex(mem: &mut [u8], v: &Vertex) -> Result<(), KernelError> 
 
 fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelError> {
     match v {
-        Vertex::MatMul(mm) => matmul(mem, mm, s),
+        Vertex::MatMul(mm) => matmul::matmul(mem, mm, s),
         Vertex::Unary { op, elem, src, dst } => {
             read(mem, *src, *elem, &mut s.a)?;
             s.a.iter_mut().for_each(|x| *x = unary_f32(*op, *x));
@@ -56,10 +81,21 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
         } => {
             read(mem, *a, *elem, &mut s.a)?;
             read(mem, *b, *elem, &mut s.b)?;
-            s.a.iter_mut()
-                .zip(&s.b)
-                .for_each(|(x, y)| *x = binary_f32(*op, *x, *y));
-            write(mem, *dst, *elem, &s.a)
+            let n = (dst.len / elem.size()) as usize;
+            if n > 0 && (s.a.is_empty() || s.b.is_empty()) {
+                return Err(KernelError::Operand(format!(
+                    "binary: empty operand for a result of {n} elements"
+                )));
+            }
+            s.c.clear();
+            s.c.extend(
+                s.a.iter()
+                    .cycle()
+                    .zip(s.b.iter().cycle())
+                    .take(n)
+                    .map(|(x, y)| binary_f32(*op, *x, *y)),
+            );
+            write(mem, *dst, *elem, &s.c)
         }
         Vertex::AddPartials { elem, dst, srcs } => {
             read(mem, *dst, *elem, &mut s.c)?;
@@ -71,6 +107,12 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
             }
             write(mem, *dst, *elem, &s.c)
         }
+        Vertex::Cast {
+            from: Elem::I64,
+            to,
+            src,
+            dst,
+        } => gather::cast_i64(mem, *to, *src, *dst, s),
         Vertex::Cast { from, to, src, dst } => {
             read(mem, *src, *from, &mut s.a)?;
             write(mem, *dst, *to, &s.a)
@@ -87,61 +129,63 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
                 || mem.get(s0..s0 + len).is_none()
                 || mem.get(d0..d0 + len).is_none()
             {
-                return Err(KernelError(format!("copy {src} -> {dst} out of range")));
+                return Err(KernelError::Operand(format!(
+                    "copy {src} -> {dst} out of range"
+                )));
             }
             mem.copy_within(s0..s0 + len, d0);
             Ok(())
         }
+        Vertex::Softmax {
+            elem,
+            cols,
+            src,
+            dst,
+        } => rows::softmax(mem, *elem, *cols, *src, *dst, s),
+        Vertex::LayerNorm {
+            elem,
+            cols,
+            eps,
+            x,
+            gamma,
+            beta,
+            dst,
+        } => rows::layer_norm(mem, *elem, *cols, *eps, [*x, *gamma, *beta], *dst, s),
+        Vertex::Gather {
+            elem,
+            rows,
+            width,
+            table,
+            indices,
+            dst,
+        } => gather::gather(mem, *elem, *rows, *width, [*table, *indices], *dst, s),
     }
+}
+
+/// The bytes of `region` of `mem`.
+fn bytes(mem: &[u8], region: Region) -> Result<&[u8], KernelError> {
+    let start = region.offset as usize;
+    mem.get(start..start + region.len as usize)
+        .ok_or_else(|| KernelError::Operand(format!("read of {region} out of range")))
+}
+
+/// The bytes of `region` of `mem`, writable, checked to be exactly `len` long.
+fn bytes_mut(mem: &mut [u8], region: Region, len: usize) -> Result<&mut [u8], KernelError> {
+    let start = region.offset as usize;
+    mem.get_mut(start..start + region.len as usize)
+        .filter(|b| b.len() == len)
+        .ok_or_else(|| KernelError::Operand(format!("write of {region} out of range or mis-sized")))
 }
 
 /// Decodes `region` of `mem` as `elem` values into `out`.
 fn read(mem: &[u8], region: Region, elem: Elem, out: &mut Vec<f32>) -> Result<(), KernelError> {
-    let start = region.offset as usize;
-    let bytes = mem
-        .get(start..start + region.len as usize)
-        .ok_or_else(|| KernelError(format!("read of {region} out of range")))?;
-    decode(bytes, elem, out);
-    Ok(())
+    Ok(decode(bytes(mem, region)?, elem, out)?)
 }
 
 /// Encodes `vals` as `elem` into `region` of `mem` (which must hold exactly that many).
 fn write(mem: &mut [u8], region: Region, elem: Elem, vals: &[f32]) -> Result<(), KernelError> {
-    let start = region.offset as usize;
-    let bytes = mem
-        .get_mut(start..start + region.len as usize)
-        .filter(|b| b.len() == vals.len() * elem.size() as usize)
-        .ok_or_else(|| KernelError(format!("write of {region} out of range or mis-sized")))?;
-    encode(vals, elem, bytes);
-    Ok(())
-}
-
-/// `C (+)= A · B` as documented on [`MatMul`].
-fn matmul(mem: &mut [u8], mm: &MatMul, s: &mut Scratch) -> Result<(), KernelError> {
-    let (m, k, n) = (mm.m as usize, mm.k as usize, mm.n as usize);
-    let (reader, c_bytes) = split(mem, mm.c).map_err(KernelError)?;
-    decode(reader.get(mm.a).map_err(KernelError)?, mm.input, &mut s.a);
-    decode(reader.get(mm.b).map_err(KernelError)?, mm.input, &mut s.b);
-    if s.a.len() != m * k
-        || s.b.len() != k * n
-        || c_bytes.len() != m * n * mm.partials.size() as usize
-    {
-        return Err(KernelError(format!(
-            "matmul {m}x{k}x{n} operands mis-sized"
-        )));
-    }
-    s.c.clear();
-    s.c.resize(m * n, 0.0);
-    gemm(m, k, n, &s.a, &s.b, &mut s.c).map_err(|e| KernelError(e.to_string()))?;
-    let p = mm.partials;
-    if mm.accumulate {
-        decode(c_bytes, p, &mut s.a);
-        s.c.iter_mut()
-            .zip(&s.a)
-            .for_each(|(sum, old)| *sum = round_to(p, *old + round_to(p, *sum)));
-    }
-    encode(&s.c, p, c_bytes);
-    Ok(())
+    let out = bytes_mut(mem, region, vals.len() * elem.size() as usize)?;
+    Ok(encode(vals, elem, out)?)
 }
 
 #[cfg(test)]

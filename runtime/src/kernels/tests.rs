@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::tests::{f16_bytes, f32_bytes, from_f16_bytes, from_f32_bytes};
+use crate::vertex::MatMul;
 use half::f16;
 use tessera_ir::{BinaryOp, UnaryOp};
 
@@ -69,6 +70,8 @@ fn f16_partials_round_each_accumulation() {
             input: Elem::F16,
             partials,
             accumulate: true,
+            transpose_a: false,
+            transpose_b: false,
             a: Region::new(0, 2),
             b: Region::new(2, 2),
             c: Region::new(4, 2 * partials.size() / 2),
@@ -164,6 +167,8 @@ fn unvalidated_out_of_range_operands_are_errors_not_panics() {
         input: Elem::F32,
         partials: Elem::F32,
         accumulate: false,
+        transpose_a: false,
+        transpose_b: false,
         a: Region::new(0, 4),
         b: Region::new(2, 4),
         c: Region::new(4, 4),
@@ -178,3 +183,7 @@ fn unvalidated_out_of_range_operands_are_errors_not_panics() {
     )
     .is_err());
 }
+
+mod bits;
+mod layout;
+mod products;

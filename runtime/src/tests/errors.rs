@@ -159,6 +159,8 @@ fn duplicate_compute_sets_and_bad_streams_are_rejected() {
             tile: TileRef::new(0, 0),
             region: Region::new(0, 16),
         },
+        row_bytes: 0,
+        row_stride: 0,
     };
     let mut p = two_steps(Superstep {
         host_to_tile: vec![stream],

@@ -76,16 +76,16 @@ pub(crate) fn program(input: Elem, partials: Elem) -> TileProgram {
     for p in 0..PARTS {
         let t = tile(p);
         let pu = p as u64;
-        s0.host_to_tile.push(StreamCopy {
-            buffer: 0,
-            buffer_offset: pu * u64::from(a_len),
-            tile: TileRegion { tile: t, region: a },
-        });
-        s0.host_to_tile.push(StreamCopy {
-            buffer: 1,
-            buffer_offset: pu * u64::from(b_len),
-            tile: TileRegion { tile: t, region: b },
-        });
+        s0.host_to_tile.push(StreamCopy::contiguous(
+            0,
+            pu * u64::from(a_len),
+            TileRegion { tile: t, region: a },
+        ));
+        s0.host_to_tile.push(StreamCopy::contiguous(
+            1,
+            pu * u64::from(b_len),
+            TileRegion { tile: t, region: b },
+        ));
         s0.compute.push(TileCompute {
             tile: t,
             vertices: vec![Vertex::MatMul(MatMul {
@@ -95,6 +95,8 @@ pub(crate) fn program(input: Elem, partials: Elem) -> TileProgram {
                 input,
                 partials,
                 accumulate: false,
+                transpose_a: false,
+                transpose_b: false,
                 a,
                 b,
                 c,
@@ -124,6 +126,8 @@ pub(crate) fn program(input: Elem, partials: Elem) -> TileProgram {
                 tile: tile(0),
                 region: c,
             },
+            row_bytes: 0,
+            row_stride: 0,
         }],
         ..Superstep::default()
     };

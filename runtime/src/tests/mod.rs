@@ -4,6 +4,8 @@
 
 mod errors;
 mod ksplit;
+mod streams;
+mod vertices;
 
 use half::f16;
 
