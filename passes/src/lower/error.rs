@@ -6,7 +6,7 @@ use std::fmt;
 use thiserror::Error;
 
 /// One tensor's share of a tile, for the out-of-memory report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TileTensor {
     /// The value's printed name (`%k`, or `%feed` for a graph input).
     pub name: String,
@@ -17,7 +17,7 @@ pub struct TileTensor {
 }
 
 /// A tile whose static allocation exceeds its memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutOfMemory {
     /// The chip (pipeline stage).
     pub chip: u32,
@@ -29,6 +29,9 @@ pub struct OutOfMemory {
     pub capacity: u64,
     /// The largest tensors on the tile, largest first.
     pub largest: Vec<TileTensor>,
+    /// The vertices with the most operand bytes on the tile, largest first (empty when only
+    /// tensors were planned).
+    pub largest_vertices: Vec<TileTensor>,
 }
 
 impl fmt::Display for OutOfMemory {
@@ -44,17 +47,27 @@ impl fmt::Display for OutOfMemory {
         if !self.largest.is_empty() {
             write!(f, "\nlargest tensors on tile {}:", self.tile)?;
             for t in &self.largest {
-                let scope = if t.scope.is_empty() {
-                    "<root>"
+                if t.scope.is_empty() {
+                    write!(f, "\n  {}: {} bytes", t.name, thousands(t.bytes))?;
                 } else {
-                    &t.scope
-                };
+                    write!(
+                        f,
+                        "\n  {} ({}): {} bytes",
+                        t.name,
+                        t.scope,
+                        thousands(t.bytes)
+                    )?;
+                }
+            }
+        }
+        if !self.largest_vertices.is_empty() {
+            write!(f, "\nlargest vertices on tile {}:", self.tile)?;
+            for v in &self.largest_vertices {
                 write!(
                     f,
-                    "\n  {} ({}): {} bytes",
-                    t.name,
-                    scope,
-                    thousands(t.bytes)
+                    "\n  {}: {} bytes of operands",
+                    v.name,
+                    thousands(v.bytes)
                 )?;
             }
         }
@@ -81,6 +94,30 @@ pub enum LowerError {
         option: &'static str,
         /// Why it is rejected.
         reason: String,
+    },
+    /// The graph has an op the tile lowering has no vertices for.
+    #[error("cannot lower {node} (`{op}` @{scope}) to tiles: {reason}")]
+    Unsupported {
+        /// The value's name (`%12`).
+        node: String,
+        /// The op's name.
+        op: &'static str,
+        /// The node's scope.
+        scope: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// A node is placed on a chip the machine does not have.
+    #[error("{node} (@{scope}) is placed on pipeline stage {stage}, but the machine has {chips} chip(s)")]
+    StageOutOfRange {
+        /// The value's name.
+        node: String,
+        /// The node's scope.
+        scope: String,
+        /// Its stage.
+        stage: u32,
+        /// Chips available.
+        chips: u32,
     },
 }
 
@@ -122,6 +159,7 @@ mod tests {
                 scope: "enc".into(),
                 bytes: 4096,
             }],
+            largest_vertices: vec![],
         }));
         assert_eq!(
             e.to_string(),

@@ -281,6 +281,7 @@ pub fn plan_memory(
                 used: u.peak,
                 capacity: target.bytes_per_tile,
                 largest: largest_on(&plan, graph, chip, tile, opts.report_largest),
+                largest_vertices: Vec::new(),
             };
             if !opts.allow_oom {
                 return Err(LowerError::OutOfMemory(Box::new(oom)));

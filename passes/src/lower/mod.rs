@@ -11,12 +11,14 @@
 //!   bytes`) with the largest tensors on that tile; [`PlanOptions::allow_oom`] returns the
 //!   plan with the failure recorded instead.
 //!
-//! Vertices, exchange and the emitted tile programs come in later slices.
+//! - [`program`]: the whole lowering to tile programs (vertices, exchange, supersteps) with
+//!   its own liveness-based allocation of values and scratch blocks.
 
 mod alloc;
 pub mod error;
 pub mod mapping;
 pub mod memory;
+pub mod program;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,514 @@
+//! The lowering driver: values, buffers with liveness, sources (parameters, inputs,
+//! constants), and the dispatch of every op to its emitter.
+
+use super::builder::Builder;
+use super::layout::{ColBlock, Layout};
+use super::{HostConstant, HostTensor, LowerOptions, TilePlan};
+use crate::lower::error::LowerError;
+use std::collections::HashMap;
+use tessera_ir::{DType, Graph, NodeId, Op};
+use tessera_runtime::program::{HostBuffer, Region, StreamCopy, TileRef, TileRegion};
+use tessera_runtime::vertex::{Elem, Vertex};
+use tessera_target::Target;
+
+/// A lowered value: where its elements are and which buffer owns the bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Val {
+    pub layout: Layout,
+    pub dtype: DType,
+    pub chip: u32,
+    buf: usize,
+}
+
+impl Val {
+    /// Bytes per element.
+    pub fn eb(&self) -> u64 {
+        self.dtype.size_bytes() as u64
+    }
+}
+
+/// Bytes owned by one or more values (a reshape aliases its operand's buffer).
+#[derive(Debug)]
+struct Buf {
+    layout: Layout,
+    elem_bytes: u64,
+    /// Remaining operand uses of all values aliasing it.
+    uses: usize,
+    /// Never freed (always-live values and graph outputs).
+    pinned: bool,
+}
+
+/// The lowering's state while walking the graph.
+pub(crate) struct Ctx<'g> {
+    pub graph: &'g Graph,
+    pub target: &'g Target,
+    pub opts: &'g LowerOptions,
+    pub b: Builder,
+    vals: HashMap<NodeId, Val>,
+    bufs: Vec<Buf>,
+    names: HashMap<NodeId, String>,
+    uses: HashMap<NodeId, usize>,
+    outputs: Vec<NodeId>,
+    /// Host buffers, stream copies and fills of the `load` program.
+    pub load_buffers: Vec<HostBuffer>,
+    pub load_copies: Vec<StreamCopy>,
+    pub load_fills: Vec<(TileRef, Vertex)>,
+    pub params: Vec<HostTensor>,
+    pub constants: Vec<HostConstant>,
+    /// Host buffers and input stream copies of the `step` program.
+    pub step_buffers: Vec<HostBuffer>,
+    pub step_in: Vec<StreamCopy>,
+    pub inputs: Vec<HostTensor>,
+}
+
+/// The runtime element type of a dtype, if tile memory can hold it.
+pub(crate) fn elem_of(dtype: DType) -> Option<Elem> {
+    match dtype {
+        DType::F32 => Some(Elem::F32),
+        DType::F16 => Some(Elem::F16),
+        DType::I64 => Some(Elem::I64),
+        _ => None,
+    }
+}
+
+impl<'g> Ctx<'g> {
+    /// `%12`-style name of a node.
+    pub fn name(&self, id: NodeId) -> String {
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("{id:?}"))
+    }
+
+    /// Name and scope for labels: `%12 @scope`.
+    pub fn label(&self, id: NodeId) -> String {
+        format!(
+            "{} {} @{}",
+            self.name(id),
+            self.graph.node(id).op.name(),
+            self.graph.node(id).scope
+        )
+    }
+
+    /// An [`LowerError::Unsupported`] for node `id`.
+    pub fn unsupported(&self, id: NodeId, reason: impl Into<String>) -> LowerError {
+        LowerError::Unsupported {
+            node: self.name(id),
+            op: self.graph.node(id).op.name(),
+            scope: self.graph.node(id).scope.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The lowered value of `id`.
+    pub fn val(&self, id: NodeId) -> Result<&Val, LowerError> {
+        self.vals
+            .get(&id)
+            .ok_or_else(|| self.unsupported(id, "operand used before it was lowered"))
+    }
+
+    /// The chip of node `id` (its pipeline stage), checked against the machine.
+    pub fn chip(&self, id: NodeId) -> Result<u32, LowerError> {
+        let stage = self.graph.node(id).annot.stage.unwrap_or(0);
+        if stage >= self.b.chips {
+            return Err(LowerError::StageOutOfRange {
+                node: self.name(id),
+                scope: self.graph.node(id).scope.clone(),
+                stage,
+                chips: self.b.chips,
+            });
+        }
+        Ok(stage)
+    }
+
+    /// The element type of node `id`'s result, or an error naming it.
+    pub fn elem(&self, id: NodeId) -> Result<Elem, LowerError> {
+        let dt = self.graph.node(id).ty.dtype;
+        elem_of(dt).ok_or_else(|| self.unsupported(id, format!("tile memory has no {dt:?} type")))
+    }
+
+    /// Records `layout` as node `id`'s value in a new buffer.
+    pub fn define(&mut self, id: NodeId, layout: Layout, pinned: bool) -> Result<(), LowerError> {
+        let node = self.graph.node(id);
+        let eb = node.ty.dtype.size_bytes() as u64;
+        let pinned = pinned || self.outputs.contains(&id);
+        let uses = self.uses.get(&id).copied().unwrap_or(0);
+        self.bufs.push(Buf {
+            layout: layout.clone(),
+            elem_bytes: eb,
+            uses,
+            pinned,
+        });
+        let buf = self.bufs.len() - 1;
+        self.vals.insert(
+            id,
+            Val {
+                layout,
+                dtype: node.ty.dtype,
+                chip: self.chip(id)?,
+                buf,
+            },
+        );
+        if uses == 0 && !pinned {
+            self.drop_buf(buf)?;
+        }
+        Ok(())
+    }
+
+    /// Node `id` is `of`'s bytes under another shape (reshape).
+    pub(crate) fn alias(&mut self, id: NodeId, of: NodeId) -> Result<(), LowerError> {
+        let v = self.val(of)?.clone();
+        let extra = self.uses.get(&id).copied().unwrap_or(0);
+        let pinned = self.outputs.contains(&id);
+        if let Some(b) = self.bufs.get_mut(v.buf) {
+            b.uses += extra;
+            b.pinned |= pinned;
+        }
+        self.vals.insert(
+            id,
+            Val {
+                chip: self.chip(id)?,
+                ..v
+            },
+        );
+        Ok(())
+    }
+
+    fn drop_buf(&mut self, buf: usize) -> Result<(), LowerError> {
+        let Some(b) = self.bufs.get(buf) else {
+            return Ok(());
+        };
+        let (layout, eb) = (b.layout.clone(), b.elem_bytes);
+        self.b.free_layout(&layout, eb)
+    }
+
+    /// One use of `id` is done; frees its bytes after the last one.
+    fn release(&mut self, id: NodeId) -> Result<(), LowerError> {
+        let Some(buf) = self.vals.get(&id).map(|v| v.buf) else {
+            return Ok(());
+        };
+        let free = match self.bufs.get_mut(buf) {
+            Some(b) if b.uses > 0 => {
+                b.uses -= 1;
+                b.uses == 0 && !b.pinned
+            }
+            _ => false,
+        };
+        if free {
+            self.drop_buf(buf)?;
+        }
+        Ok(())
+    }
+
+    /// The grain (elements per piece unit) of a linear layout for `shape`: whole rows.
+    pub fn grain(shape: &[usize]) -> u64 {
+        shape.last().copied().unwrap_or(1).max(1) as u64
+    }
+
+    fn lower_source(&mut self, id: NodeId, gather_tables: &[NodeId]) -> Result<(), LowerError> {
+        let node = self.graph.node(id);
+        let ty = node.ty.clone();
+        let n = ty.num_elements() as u64;
+        let eb = ty.dtype.size_bytes() as u64;
+        let chip = self.chip(id)?;
+        let name = self.label(id);
+        let elem = self.elem(id)?;
+        let layout = if gather_tables.contains(&id) && ty.shape.len() == 2 {
+            self.column_blocks(chip, ty.shape[0] as u64, ty.shape[1] as u64, eb, &name)?
+        } else {
+            self.b
+                .alloc_linear(chip, n, eb, Self::grain(&ty.shape), &name, true)?
+        };
+        match &node.op {
+            Op::Param { name: pname, .. } => {
+                let buffer = self.load_buffers.len() as u32;
+                self.load_buffers.push(HostBuffer {
+                    name: pname.clone(),
+                    bytes: ty.size_bytes() as u64,
+                });
+                self.params.push(HostTensor {
+                    name: pname.clone(),
+                    ty: ty.clone(),
+                    buffer,
+                });
+                let copies = stream_copies(&layout, buffer, eb)?;
+                self.load_copies.extend(copies);
+            }
+            Op::Input { name: iname, .. } => {
+                let buffer = self.step_buffers.len() as u32;
+                self.step_buffers.push(HostBuffer {
+                    name: iname.clone(),
+                    bytes: ty.size_bytes() as u64,
+                });
+                self.inputs.push(HostTensor {
+                    name: iname.clone(),
+                    ty: ty.clone(),
+                    buffer,
+                });
+                let copies = stream_copies(&layout, buffer, eb)?;
+                self.step_in.extend(copies);
+            }
+            Op::Full { value, .. } => {
+                let Layout::Linear(pieces) = &layout else {
+                    return Err(self.unsupported(id, "a constant cannot be a gather table"));
+                };
+                if elem == Elem::I64 {
+                    let bytes: Vec<u8> =
+                        (0..n).flat_map(|_| (*value as i64).to_le_bytes()).collect();
+                    self.constant(&layout, bytes, &name, eb)?;
+                } else {
+                    for p in pieces {
+                        self.load_fills.push((
+                            p.tile,
+                            Vertex::Fill {
+                                elem,
+                                dst: Region::new(
+                                    super::builder::to_u32(p.offset, "offset")?,
+                                    super::builder::to_u32((p.end - p.start) * eb, "length")?,
+                                ),
+                                value: *value as f32,
+                            },
+                        ));
+                    }
+                }
+            }
+            Op::Iota { axis, .. } => {
+                let strides = super::access::row_major(&ty.shape);
+                let (s, d) = (
+                    strides.get(*axis).copied().unwrap_or(1),
+                    ty.shape.get(*axis).copied().unwrap_or(1) as u64,
+                );
+                let vals = (0..n).map(|i| (i / s) % d.max(1));
+                let bytes: Vec<u8> = match elem {
+                    Elem::I64 => vals.flat_map(|v| (v as i64).to_le_bytes()).collect(),
+                    Elem::F32 => vals.flat_map(|v| (v as f32).to_le_bytes()).collect(),
+                    Elem::F16 => vals
+                        .flat_map(|v| half::f16::from_f64(v as f64).to_le_bytes())
+                        .collect(),
+                };
+                self.constant(&layout, bytes, &name, eb)?;
+            }
+            _ => return Err(self.unsupported(id, "not a source")),
+        }
+        self.define(id, layout, true)
+    }
+
+    fn constant(
+        &mut self,
+        layout: &Layout,
+        bytes: Vec<u8>,
+        name: &str,
+        eb: u64,
+    ) -> Result<(), LowerError> {
+        let buffer = self.load_buffers.len() as u32;
+        self.load_buffers.push(HostBuffer {
+            name: name.to_string(),
+            bytes: bytes.len() as u64,
+        });
+        self.constants.push(HostConstant { buffer, bytes });
+        let copies = stream_copies(layout, buffer, eb)?;
+        self.load_copies.extend(copies);
+        Ok(())
+    }
+
+    /// Column blocks of a `[rows, cols]` table over the chip's tiles: each block as wide as a
+    /// quarter of a tile's memory allows.
+    fn column_blocks(
+        &mut self,
+        chip: u32,
+        rows: u64,
+        cols: u64,
+        eb: u64,
+        name: &str,
+    ) -> Result<Layout, LowerError> {
+        let budget = self.target.bytes_per_tile / 4;
+        let width = (budget / (rows * eb).max(1)).clamp(1, cols.max(1));
+        let mut blocks = Vec::new();
+        let mut c0 = 0;
+        let mut i = 0u64;
+        let start = u64::from(self.b.reserve_tiles(chip, cols.div_ceil(width)));
+        while c0 < cols {
+            let c1 = (c0 + width).min(cols);
+            let tile = TileRef::new(chip, ((start + i) % u64::from(self.b.tiles)) as u32);
+            let offset = self.b.alloc(tile, rows * (c1 - c0) * eb, name, true)?;
+            blocks.push(ColBlock {
+                c0,
+                c1,
+                tile,
+                offset,
+            });
+            c0 = c1;
+            i += 1;
+        }
+        Ok(Layout::Columns { rows, cols, blocks })
+    }
+}
+
+/// Host → tile stream copies filling `layout` from a row-major host buffer.
+fn stream_copies(layout: &Layout, buffer: u32, eb: u64) -> Result<Vec<StreamCopy>, LowerError> {
+    use super::builder::to_u32;
+    Ok(match layout {
+        Layout::Linear(pieces) => pieces
+            .iter()
+            .map(|p| {
+                Ok(StreamCopy::contiguous(
+                    buffer,
+                    p.start * eb,
+                    TileRegion {
+                        tile: p.tile,
+                        region: Region::new(
+                            to_u32(p.offset, "offset")?,
+                            to_u32((p.end - p.start) * eb, "length")?,
+                        ),
+                    },
+                ))
+            })
+            .collect::<Result<_, LowerError>>()?,
+        Layout::Columns { rows, cols, blocks } => blocks
+            .iter()
+            .map(|b| {
+                let row_bytes = (b.c1 - b.c0) * eb;
+                Ok(StreamCopy {
+                    buffer,
+                    buffer_offset: b.c0 * eb,
+                    tile: TileRegion {
+                        tile: b.tile,
+                        region: Region::new(
+                            to_u32(b.offset, "offset")?,
+                            to_u32(rows * row_bytes, "length")?,
+                        ),
+                    },
+                    row_bytes: to_u32(row_bytes, "row length")?,
+                    row_stride: cols * eb,
+                })
+            })
+            .collect::<Result<_, LowerError>>()?,
+    })
+}
+
+/// Lowers `graph` to a [`TilePlan`] for `target` (see the module docs).
+///
+/// Errors: [`LowerError::NoTiles`], [`LowerError::InvalidOption`] (a proportion outside
+/// (0, 1]), [`LowerError::StageOutOfRange`] (a stage beyond `opts.chips`),
+/// [`LowerError::Unsupported`] (an op without tile vertices, e.g. the backward's
+/// `scatter_add`), and [`LowerError::OutOfMemory`] unless `opts.allow_oom`.
+pub fn lower_program(
+    graph: &Graph,
+    target: &Target,
+    opts: &LowerOptions,
+) -> Result<TilePlan, LowerError> {
+    if target.tiles_per_chip == 0 {
+        return Err(LowerError::NoTiles {
+            target: target.name.clone(),
+        });
+    }
+    if !(opts.matmul_proportion > 0.0 && opts.matmul_proportion <= 1.0) {
+        return Err(LowerError::InvalidOption {
+            option: "matmul_proportion",
+            reason: format!("{} is not in (0, 1]", opts.matmul_proportion),
+        });
+    }
+    let order = graph.topo_order();
+    let stages = order
+        .iter()
+        .map(|&n| graph.node(n).annot.stage.unwrap_or(0))
+        .max()
+        .map_or(1, |s| s + 1);
+    let chips = if opts.chips == 0 { stages } else { opts.chips };
+    let mut uses: HashMap<NodeId, usize> = HashMap::new();
+    let mut gather_tables = Vec::new();
+    for &n in &order {
+        let ops = graph.operands(n);
+        if matches!(graph.node(n).op, Op::Gather { .. }) {
+            if let Some(&t) = ops.first() {
+                gather_tables.push(t);
+            }
+        }
+        for o in ops {
+            *uses.entry(o).or_default() += 1;
+        }
+    }
+    let mut cx = Ctx {
+        graph,
+        target,
+        opts,
+        b: Builder::new(chips, target.tiles_per_chip),
+        vals: HashMap::new(),
+        bufs: Vec::new(),
+        names: graph.value_names(),
+        uses,
+        outputs: graph.outputs().iter().map(|o| o.node).collect(),
+        load_buffers: Vec::new(),
+        load_copies: Vec::new(),
+        load_fills: Vec::new(),
+        params: Vec::new(),
+        constants: Vec::new(),
+        step_buffers: Vec::new(),
+        step_in: Vec::new(),
+        inputs: Vec::new(),
+    };
+    // Sources first, so always-live bytes sit at the bottom of every tile.
+    for &n in &order {
+        if matches!(
+            graph.node(n).op,
+            Op::Param { .. } | Op::Input { .. } | Op::Full { .. } | Op::Iota { .. }
+        ) {
+            cx.lower_source(n, &gather_tables)?;
+        }
+    }
+    for &n in &order {
+        let node = graph.node(n);
+        let operands = graph.operands(n);
+        match &node.op {
+            Op::Param { .. } | Op::Input { .. } | Op::Full { .. } | Op::Iota { .. } => continue,
+            Op::Reshape { .. } => {
+                let src = *operands
+                    .first()
+                    .ok_or_else(|| cx.unsupported(n, "reshape without operand"))?;
+                cx.alias(n, src)?;
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Cast { .. } => cx.elementwise(n, &operands)?,
+            Op::Transpose { .. } | Op::Slice { .. } | Op::BroadcastTo { .. } => {
+                cx.movement(n, &operands)?
+            }
+            Op::Softmax | Op::LayerNorm { .. } => cx.rows(n, &operands)?,
+            Op::Gather { .. } => cx.gather(n, &operands)?,
+            Op::MatMul { .. } => cx.matmul(n, &operands)?,
+            _ => {
+                return Err(cx.unsupported(
+                    n,
+                    "the tile lowering covers the forward ops (matmul, elementwise, softmax, \
+                     layer_norm, gather, data movement)",
+                ))
+            }
+        }
+        for o in operands {
+            cx.release(o)?;
+        }
+    }
+    let outputs: Vec<(String, NodeId)> = graph
+        .outputs()
+        .iter()
+        .map(|o| (o.name.clone(), o.node))
+        .collect();
+    super::pack::finish(cx, &outputs)
+}
+
+impl Ctx<'_> {
+    /// The value of every graph output, with its name.
+    pub(crate) fn output_vals(
+        &self,
+        outputs: &[(String, NodeId)],
+    ) -> Result<Vec<(String, Val, tessera_ir::TensorType)>, LowerError> {
+        outputs
+            .iter()
+            .map(|(name, id)| {
+                Ok((
+                    name.clone(),
+                    self.val(*id)?.clone(),
+                    self.graph.node(*id).ty.clone(),
+                ))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,313 @@
+//! Emitters for elementwise ops, data movement, and row ops (softmax, layer norm).
+//!
+//! Each output piece is computed on the tile that holds it. An operand whose elements for the
+//! piece already sit contiguously on that tile is read in place; otherwise an exchange copies
+//! exactly the elements the vertex reads into a scratch block on the tile, freed after the
+//! compute. A suffix-broadcast operand (a bias, a scalar, a mask row) is copied once per piece
+//! and read cyclically by the vertex.
+
+use super::access::Access;
+use super::builder::{emit_runs, to_u32, Stage};
+use super::layout::{Layout, Piece, Segment};
+use super::lowering::{Ctx, Val};
+use crate::lower::error::LowerError;
+use tessera_ir::{NodeId, Op};
+use tessera_runtime::program::{Exchange, Region, TileRef};
+use tessera_runtime::vertex::Vertex;
+
+/// Scratch blocks of one op, freed after its compute.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub blocks: Vec<(TileRef, u64, u64)>,
+}
+
+impl Ctx<'_> {
+    /// A region on `tile` holding the operand elements that output elements `[s, e)` read
+    /// through `access` (cyclically, if `cyclic` and the access is a suffix broadcast that the
+    /// range is aligned to). Copies go to `copies`, scratch blocks to `scratch`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn operand_on(
+        &mut self,
+        v: &Val,
+        access: &Access,
+        tile: TileRef,
+        (s, e): (u64, u64),
+        cyclic: bool,
+        copies: &mut Vec<Exchange>,
+        scratch: &mut Scratch,
+        name: &str,
+    ) -> Result<Region, LowerError> {
+        let eb = v.eb();
+        let runs = match access.period() {
+            Some(l) if cyclic && s % l == 0 && (e - s) % l == 0 && l < e - s => access.runs(0, l),
+            _ => access.runs(s, e),
+        };
+        if let [(first, len)] = runs.as_slice() {
+            let mut segs: Vec<Segment> = Vec::new();
+            v.layout.segments(*first, *len, eb, &mut segs);
+            if let [seg] = segs.as_slice() {
+                if seg.tile == tile && seg.len == *len {
+                    return Ok(Region::new(
+                        to_u32(seg.offset, "offset")?,
+                        to_u32(len * eb, "length")?,
+                    ));
+                }
+            }
+        }
+        let total: u64 = runs.iter().map(|r| r.1).sum();
+        let bytes = total * eb;
+        let offset = self.b.alloc(tile, bytes, name, false)?;
+        scratch.blocks.push((tile, offset, bytes));
+        emit_runs(copies, &v.layout, eb, &runs, tile, offset)?;
+        Ok(Region::new(
+            to_u32(offset, "offset")?,
+            to_u32(bytes, "length")?,
+        ))
+    }
+
+    /// Frees an op's scratch blocks.
+    pub(crate) fn free_scratch(&mut self, scratch: Scratch) -> Result<(), LowerError> {
+        for (tile, offset, bytes) in scratch.blocks {
+            self.b.free(tile, offset, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Pushes an exchange stage (if any copies) and a compute stage (if any work).
+    pub(crate) fn push_stages(
+        &mut self,
+        label: &str,
+        copies: Vec<Exchange>,
+        work: Vec<(TileRef, Vertex)>,
+    ) {
+        if !copies.is_empty() {
+            self.b.stages.push(Stage::Exchange {
+                label: label.to_string(),
+                copies,
+            });
+        }
+        if !work.is_empty() {
+            self.b.stages.push(Stage::Compute {
+                label: label.to_string(),
+                work,
+            });
+        }
+    }
+
+    /// The output layout of an op computed piecewise: the pieces of a same-shaped operand on
+    /// the same chip whose pieces are whole `row`s, else a fresh linear layout.
+    fn output_layout(
+        &mut self,
+        id: NodeId,
+        operands: &[NodeId],
+        row: u64,
+    ) -> Result<Layout, LowerError> {
+        let node = self.graph.node(id);
+        let shape = node.ty.shape.to_vec();
+        let eb = node.ty.dtype.size_bytes() as u64;
+        let chip = self.chip(id)?;
+        let name = self.label(id);
+        let like: Option<Vec<Piece>> = operands.iter().find_map(|&o| {
+            let v = self.val(o).ok()?;
+            let same = self.graph.node(o).ty.shape.to_vec() == shape && v.chip == chip;
+            let pieces = v.layout.pieces()?;
+            let aligned = pieces
+                .iter()
+                .all(|p| p.start % row == 0 && (p.end - p.start) % row == 0);
+            (same && aligned).then(|| pieces.to_vec())
+        });
+        match like {
+            Some(pieces) => self.b.alloc_like(&pieces, eb, &name),
+            None => {
+                let n = node.ty.num_elements() as u64;
+                self.b.alloc_linear(chip, n, eb, row, &name, false)
+            }
+        }
+    }
+
+    /// Unary, binary and cast ops.
+    pub(crate) fn elementwise(
+        &mut self,
+        id: NodeId,
+        operands: &[NodeId],
+    ) -> Result<(), LowerError> {
+        let node = self.graph.node(id);
+        let op = node.op.clone();
+        let shape = node.ty.shape.to_vec();
+        let out_elem = self.elem(id)?;
+        let label = self.label(id);
+        let row = Self::grain(&shape);
+        let layout = self.output_layout(id, operands, row)?;
+        let vals: Vec<Val> = operands
+            .iter()
+            .map(|&o| self.val(o).cloned())
+            .collect::<Result<_, _>>()?;
+        let accesses: Vec<Access> = operands
+            .iter()
+            .map(|&o| Access::broadcast(&self.graph.node(o).ty.shape, &shape))
+            .collect();
+        let in_elems = operands
+            .iter()
+            .map(|&o| self.elem(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pieces = layout.pieces().unwrap_or(&[]).to_vec();
+        let (mut copies, mut work, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+        let out_eb = node.ty.dtype.size_bytes() as u64;
+        for p in &pieces {
+            let dst = Region::new(
+                to_u32(p.offset, "offset")?,
+                to_u32((p.end - p.start) * out_eb, "length")?,
+            );
+            let cyclic = matches!(op, Op::Binary(_));
+            let mut regions = Vec::with_capacity(vals.len());
+            let mut bytes = u64::from(dst.len);
+            for (v, a) in vals.iter().zip(&accesses) {
+                let r = self.operand_on(
+                    v,
+                    a,
+                    p.tile,
+                    (p.start, p.end),
+                    cyclic,
+                    &mut copies,
+                    &mut scratch,
+                    &format!("operand of {label}"),
+                )?;
+                bytes += u64::from(r.len);
+                regions.push(r);
+            }
+            let vertex = match (&op, regions.as_slice(), in_elems.as_slice()) {
+                (Op::Unary(u), [src], _) => Vertex::Unary {
+                    op: *u,
+                    elem: out_elem,
+                    src: *src,
+                    dst,
+                },
+                (Op::Binary(b), [a, bb], _) => Vertex::Binary {
+                    op: *b,
+                    elem: out_elem,
+                    a: *a,
+                    b: *bb,
+                    dst,
+                },
+                (Op::Cast { .. }, [src], [from]) if *from == out_elem => {
+                    Vertex::Copy { src: *src, dst }
+                }
+                (Op::Cast { .. }, [src], [from]) => Vertex::Cast {
+                    from: *from,
+                    to: out_elem,
+                    src: *src,
+                    dst,
+                },
+                _ => return Err(self.unsupported(id, "unexpected operands")),
+            };
+            self.b.note_vertex(p.tile, &label, bytes)?;
+            work.push((p.tile, vertex));
+        }
+        self.push_stages(&label, copies, work);
+        self.free_scratch(scratch)?;
+        self.define(id, layout, false)
+    }
+
+    /// Transpose, slice and broadcast: exchange only (identity maps alias their operand).
+    pub(crate) fn movement(&mut self, id: NodeId, operands: &[NodeId]) -> Result<(), LowerError> {
+        let node = self.graph.node(id);
+        let src = *operands
+            .first()
+            .ok_or_else(|| self.unsupported(id, "no operand"))?;
+        let in_shape = self.graph.node(src).ty.shape.to_vec();
+        let access = match &node.op {
+            Op::Transpose { perm } => Access::transpose(&in_shape, perm),
+            Op::Slice { axis, start, end } => Access::slice(&in_shape, *axis, *start, *end),
+            Op::BroadcastTo { shape } => Access::broadcast(&in_shape, shape),
+            _ => return Err(self.unsupported(id, "not a data-movement op")),
+        };
+        let v = self.val(src)?.clone();
+        let chip = self.chip(id)?;
+        if access.is_identity() && v.chip == chip {
+            return self.alias(id, src);
+        }
+        let shape = node.ty.shape.to_vec();
+        let eb = v.eb();
+        let n = node.ty.num_elements() as u64;
+        let name = self.label(id);
+        let layout = self
+            .b
+            .alloc_linear(chip, n, eb, Self::grain(&shape), &name, false)?;
+        let mut copies = Vec::new();
+        for p in layout.pieces().unwrap_or(&[]) {
+            let runs = access.runs(p.start, p.end);
+            emit_runs(&mut copies, &v.layout, eb, &runs, p.tile, p.offset)?;
+        }
+        let label = self.label(id);
+        self.push_stages(&label, copies, Vec::new());
+        self.define(id, layout, false)
+    }
+
+    /// Softmax and layer norm over the last axis, on whole rows per tile.
+    pub(crate) fn rows(&mut self, id: NodeId, operands: &[NodeId]) -> Result<(), LowerError> {
+        let node = self.graph.node(id);
+        let op = node.op.clone();
+        let shape = node.ty.shape.to_vec();
+        let elem = self.elem(id)?;
+        let cols = Self::grain(&shape);
+        let label = self.label(id);
+        let layout = self.output_layout(id, &operands[..1.min(operands.len())], cols)?;
+        let vals: Vec<Val> = operands
+            .iter()
+            .map(|&o| self.val(o).cloned())
+            .collect::<Result<_, _>>()?;
+        let accesses: Vec<Access> = operands
+            .iter()
+            .map(|&o| Access::broadcast(&self.graph.node(o).ty.shape, &shape))
+            .collect();
+        let eb = node.ty.dtype.size_bytes() as u64;
+        let (mut copies, mut work, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+        let pieces = layout.pieces().unwrap_or(&[]).to_vec();
+        let cols32 = to_u32(cols, "row length")?;
+        for p in &pieces {
+            let dst = Region::new(
+                to_u32(p.offset, "offset")?,
+                to_u32((p.end - p.start) * eb, "length")?,
+            );
+            let mut regions = Vec::with_capacity(vals.len());
+            let mut bytes = u64::from(dst.len);
+            for (v, a) in vals.iter().zip(&accesses) {
+                let r = self.operand_on(
+                    v,
+                    a,
+                    p.tile,
+                    (p.start, p.end),
+                    true,
+                    &mut copies,
+                    &mut scratch,
+                    &format!("operand of {label}"),
+                )?;
+                bytes += u64::from(r.len);
+                regions.push(r);
+            }
+            let vertex = match (&op, regions.as_slice()) {
+                (Op::Softmax, [src]) => Vertex::Softmax {
+                    elem,
+                    cols: cols32,
+                    src: *src,
+                    dst,
+                },
+                (Op::LayerNorm { eps }, [x, gamma, beta]) => Vertex::LayerNorm {
+                    elem,
+                    cols: cols32,
+                    eps: *eps,
+                    x: *x,
+                    gamma: *gamma,
+                    beta: *beta,
+                    dst,
+                },
+                _ => return Err(self.unsupported(id, "unexpected operands")),
+            };
+            self.b.note_vertex(p.tile, &label, bytes)?;
+            work.push((p.tile, vertex));
+        }
+        self.push_stages(&label, copies, work);
+        self.free_scratch(scratch)?;
+        self.define(id, layout, false)
+    }
+}

@@ -1,0 +1,298 @@
+//! Packing the stage list into supersteps, and the plan's memory and cost figures.
+//!
+//! A superstep runs compute, then exchange. Consecutive compute stages share one compute
+//! phase (a tile runs its vertices in order, and a vertex only reads its own tile, so an op
+//! can read the previous op's result on the same tile in the same phase); an exchange stage
+//! closes the superstep, since the next op's vertices need its bytes. Inputs stream in before
+//! the first superstep's compute, outputs stream out after the last exchange.
+
+use super::builder::{to_u32, Stage};
+use super::layout::Layout;
+use super::lowering::Ctx;
+use super::{HostTensor, StepCost, TileMemory, TilePlan};
+use crate::lower::error::{LowerError, OutOfMemory, TileTensor};
+use std::collections::HashMap;
+use tessera_ir::NodeId;
+use tessera_runtime::program::{
+    HostBuffer, Region, StreamCopy, Superstep, TileCompute, TileProgram, TileRef, TileRegion,
+};
+use tessera_runtime::vertex::{Elem, Vertex};
+use tessera_target::Target;
+
+/// Estimated cycles of one vertex on the target.
+pub(crate) fn vertex_cycles(v: &Vertex, target: &Target) -> u64 {
+    let workers = f64::from(target.worker_threads_per_tile.max(1));
+    let ls = target.load_store_bytes_per_cycle_per_worker.max(1e-9) * workers;
+    let streamed = |bytes: u64| (bytes as f64 / ls).ceil() as u64;
+    match v {
+        Vertex::MatMul(mm) => {
+            let rate = u64::from(match (mm.input, mm.partials) {
+                (Elem::F16, Elem::F16) => target.macs_per_cycle_f16_f16_partials,
+                (Elem::F16, _) => target.macs_per_cycle_f16_f32_partials,
+                _ => target.macs_per_cycle_f32,
+            })
+            .max(1);
+            (u64::from(mm.m) * u64::from(mm.k) * u64::from(mm.n)).div_ceil(rate)
+        }
+        Vertex::Unary { src, dst, .. } => streamed(u64::from(src.len) + u64::from(dst.len)),
+        Vertex::Binary { a, b, dst, .. } => {
+            streamed(u64::from(a.len) + u64::from(b.len) + 2 * u64::from(dst.len))
+        }
+        Vertex::AddPartials { dst, srcs, .. } => {
+            streamed(2 * u64::from(dst.len) + srcs.iter().map(|s| u64::from(s.len)).sum::<u64>())
+        }
+        Vertex::Cast { src, dst, .. }
+        | Vertex::Copy { src, dst }
+        | Vertex::Softmax { src, dst, .. } => {
+            streamed(u64::from(src.len) + u64::from(dst.len))
+                * if matches!(v, Vertex::Softmax { .. }) {
+                    3
+                } else {
+                    1
+                }
+        }
+        Vertex::LayerNorm { x, dst, .. } => streamed(3 * u64::from(x.len) + u64::from(dst.len)),
+        Vertex::Gather { dst, indices, .. } => {
+            streamed(2 * u64::from(dst.len) + u64::from(indices.len))
+        }
+        Vertex::Fill { dst, .. } => streamed(u64::from(dst.len)),
+    }
+}
+
+fn compute_entry<'a>(
+    step: &'a mut Superstep,
+    index: &mut HashMap<TileRef, usize>,
+    tile: TileRef,
+) -> &'a mut Vec<Vertex> {
+    let i = *index.entry(tile).or_insert_with(|| {
+        step.compute.push(TileCompute {
+            tile,
+            vertices: Vec::new(),
+        });
+        step.compute.len() - 1
+    });
+    // `i` always indexes an entry pushed above.
+    let last = step.compute.len() - 1;
+    &mut step.compute[i.min(last)].vertices
+}
+
+/// Builds the plan from the finished lowering.
+pub(crate) fn finish(
+    mut cx: Ctx<'_>,
+    outputs: &[(String, NodeId)],
+) -> Result<TilePlan, LowerError> {
+    let target = cx.target;
+    let (chips, tiles) = (cx.b.chips, cx.b.tiles);
+    let bytes_per_tile = to_u32(target.bytes_per_tile, "bytes per tile")?;
+
+    // Outputs: host buffers after the inputs.
+    let mut step_buffers = std::mem::take(&mut cx.step_buffers);
+    let mut out_tensors = Vec::new();
+    let mut out_copies = Vec::new();
+    for (name, val, ty) in cx.output_vals(outputs)? {
+        let buffer = step_buffers.len() as u32;
+        step_buffers.push(HostBuffer {
+            name: name.clone(),
+            bytes: ty.size_bytes() as u64,
+        });
+        out_tensors.push(HostTensor { name, ty, buffer });
+        let eb = val.eb();
+        let Layout::Linear(pieces) = &val.layout else {
+            return Err(LowerError::InvalidOption {
+                option: "outputs",
+                reason: "an output laid out in column blocks (a gather table) cannot stream out"
+                    .into(),
+            });
+        };
+        for p in pieces {
+            out_copies.push(StreamCopy::contiguous(
+                buffer,
+                p.start * eb,
+                TileRegion {
+                    tile: p.tile,
+                    region: Region::new(
+                        to_u32(p.offset, "offset")?,
+                        to_u32((p.end - p.start) * eb, "length")?,
+                    ),
+                },
+            ));
+        }
+    }
+
+    // Supersteps of `step`.
+    let mut steps: Vec<Superstep> = vec![Superstep::default()];
+    let mut labels: Vec<Vec<String>> = vec![Vec::new()];
+    let mut index: HashMap<TileRef, usize> = HashMap::new();
+    for stage in std::mem::take(&mut cx.b.stages) {
+        let closed = steps.last().is_some_and(|s| !s.exchange.is_empty());
+        match stage {
+            Stage::Compute { label, work } => {
+                if closed {
+                    steps.push(Superstep::default());
+                    labels.push(Vec::new());
+                    index.clear();
+                }
+                let (Some(cur), Some(lab)) = (steps.last_mut(), labels.last_mut()) else {
+                    break;
+                };
+                for (tile, v) in work {
+                    compute_entry(cur, &mut index, tile).push(v);
+                }
+                if lab.last() != Some(&label) {
+                    lab.push(label);
+                }
+            }
+            Stage::Exchange { label, copies } => {
+                if closed {
+                    steps.push(Superstep::default());
+                    labels.push(Vec::new());
+                    index.clear();
+                }
+                let (Some(cur), Some(lab)) = (steps.last_mut(), labels.last_mut()) else {
+                    break;
+                };
+                cur.exchange = copies;
+                if lab.last() != Some(&label) {
+                    lab.push(label);
+                }
+            }
+        }
+    }
+    if let Some(first) = steps.first_mut() {
+        first.host_to_tile = std::mem::take(&mut cx.step_in);
+    }
+    if let Some(last) = steps.last_mut() {
+        last.tile_to_host = out_copies;
+    }
+
+    // Costs per superstep.
+    let exch_rate = target.exchange_bytes_per_cycle_per_tile.max(1e-9);
+    let link_cycles_per_byte = target.clock_hz / target.link_bytes_per_s.max(1.0);
+    let costs = steps
+        .iter()
+        .zip(&labels)
+        .map(|(s, l)| {
+            let compute_cycles = s
+                .compute
+                .iter()
+                .map(|tc| {
+                    tc.vertices
+                        .iter()
+                        .map(|v| vertex_cycles(v, target))
+                        .sum::<u64>()
+                })
+                .max()
+                .unwrap_or(0);
+            let mut received: HashMap<TileRef, u64> = HashMap::new();
+            let (mut bytes, mut inter) = (0u64, 0u64);
+            for e in &s.exchange {
+                let len = u64::from(e.src.region.len);
+                bytes += len;
+                if e.src.tile.chip != e.dst_tile.chip {
+                    inter += len;
+                }
+                *received.entry(e.dst_tile).or_default() += len;
+            }
+            let busiest = received.values().copied().max().unwrap_or(0);
+            let exchange_cycles = if s.exchange.is_empty() {
+                0
+            } else {
+                u64::from(target.exchange_overhead_cycles)
+                    + (busiest as f64 / exch_rate).ceil() as u64
+                    + (inter as f64 * link_cycles_per_byte).ceil() as u64
+            };
+            StepCost {
+                label: summarise(l),
+                compute_cycles,
+                exchange_cycles,
+                sync_cycles: u64::from(target.sync_cycles),
+                exchange_bytes: bytes,
+                inter_chip_bytes: inter,
+                vertices: s.compute.iter().map(|tc| tc.vertices.len() as u64).sum(),
+            }
+        })
+        .collect();
+
+    // The load program: one superstep streaming weights and constants, filling constants.
+    let mut load_step = Superstep {
+        host_to_tile: std::mem::take(&mut cx.load_copies),
+        ..Superstep::default()
+    };
+    let mut li = HashMap::new();
+    for (tile, v) in std::mem::take(&mut cx.load_fills) {
+        compute_entry(&mut load_step, &mut li, tile).push(v);
+    }
+
+    // Memory.
+    let memory: Vec<TileMemory> =
+        cx.b.books
+            .iter()
+            .map(|b| TileMemory {
+                always_live: b.always_live,
+                peak: b.arena.peak_end,
+                vertices: b.vertices,
+            })
+            .collect();
+    let mut plan = TilePlan {
+        load: TileProgram {
+            chips,
+            tiles_per_chip: tiles,
+            bytes_per_tile,
+            host_buffers: std::mem::take(&mut cx.load_buffers),
+            supersteps: vec![load_step],
+        },
+        step: TileProgram {
+            chips,
+            tiles_per_chip: tiles,
+            bytes_per_tile,
+            host_buffers: step_buffers,
+            supersteps: steps,
+        },
+        params: std::mem::take(&mut cx.params),
+        constants: std::mem::take(&mut cx.constants),
+        inputs: std::mem::take(&mut cx.inputs),
+        outputs: out_tensors,
+        costs,
+        memory,
+        oom: None,
+        clock_hz: target.clock_hz,
+    };
+    if let Some((chip, tile, m)) = plan.fullest_tile() {
+        if m.peak > target.bytes_per_tile {
+            let book =
+                cx.b.books
+                    .get(chip as usize * tiles as usize + tile as usize);
+            let named = |list: &[super::builder::Named]| {
+                list.iter()
+                    .map(|n| TileTensor {
+                        name: n.name.clone(),
+                        scope: String::new(),
+                        bytes: n.bytes,
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let oom = OutOfMemory {
+                chip,
+                tile,
+                used: m.peak,
+                capacity: target.bytes_per_tile,
+                largest: book.map(|b| named(&b.largest)).unwrap_or_default(),
+                largest_vertices: book.map(|b| named(&b.largest_vertices)).unwrap_or_default(),
+            };
+            if !cx.opts.allow_oom {
+                return Err(LowerError::OutOfMemory(Box::new(oom)));
+            }
+            plan.oom = Some(oom);
+        }
+    }
+    Ok(plan)
+}
+
+/// `a, b (+3 more)` for a superstep's op labels.
+fn summarise(labels: &[String]) -> String {
+    match labels {
+        [] => "(stream)".to_string(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+    }
+}

@@ -1,0 +1,330 @@
+//! End-to-end checks of the tile lowering: lowered programs run on the emulator and are
+//! compared with the reference evaluator (an independent implementation of every op), on hand
+//! graphs and on `lxmert-tiny` on 1 and 4 chips.
+
+use super::session::TileSession;
+use super::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use tessera_ir::{BinaryOp, DType, Graph, Op, Tensor, TensorType, UnaryOp};
+use tessera_runtime::TraceMode;
+
+fn small_target(tiles: u32, bytes: u64) -> Target {
+    let mut t = tessera_target::target::presets::mk2();
+    t.name = "small".into();
+    t.tiles_per_chip = tiles;
+    t.bytes_per_tile = bytes;
+    t
+}
+
+fn random(ty: &TensorType, rng: &mut ChaCha8Rng) -> Tensor {
+    let n = ty.num_elements();
+    match ty.dtype {
+        DType::I64 => Tensor::from_i64(
+            ty.shape.to_vec(),
+            (0..n).map(|_| rng.gen_range(0..2)).collect(),
+        ),
+        _ => Tensor::from_f32(
+            ty.shape.to_vec(),
+            (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        )
+        .map(|t| t.cast(ty.dtype)),
+    }
+    .unwrap()
+}
+
+/// Runs `g` on the reference evaluator and on tiles; returns the worst relative error.
+fn compare(
+    g: &Graph,
+    target: &Target,
+    chips: u32,
+    params: &HashMap<String, Tensor>,
+    inputs: &HashMap<String, Tensor>,
+) -> f64 {
+    let want = tessera_ir::eval::evaluate(g, inputs, params).unwrap();
+    let plan = lower_program(
+        g,
+        target,
+        &LowerOptions {
+            chips,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    let mut s = TileSession::new(&plan).unwrap();
+    s.load(params).unwrap();
+    let (got, _) = s.run(inputs, TraceMode::Off).unwrap();
+    let mut worst = 0f64;
+    for (name, w) in &want {
+        let t = &got[name];
+        assert_eq!(t.ty(), w.ty(), "{name}");
+        let e = t.rel_max_err(w).unwrap();
+        worst = worst.max(e);
+    }
+    worst
+}
+
+fn feeds(g: &Graph, seed: u64) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut params = HashMap::new();
+    let mut inputs = HashMap::new();
+    for id in g.params() {
+        if let Op::Param { name, ty } = &g.node(id).op {
+            params.insert(name.clone(), random(ty, &mut rng));
+        }
+    }
+    for id in g.inputs() {
+        if let Op::Input { name, ty } = &g.node(id).op {
+            inputs.insert(name.clone(), random(ty, &mut rng));
+        }
+    }
+    (params, inputs)
+}
+
+#[test]
+fn attention_like_graph_matches_the_evaluator() {
+    // softmax(q k^T / s + mask) v, a bias add, a transpose, layer norm: on 7 small tiles, so
+    // every op is split over several tiles and operands cross tiles.
+    let mut g = Graph::new("attn");
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let x = g.input("x", f(&[2, 5, 8])).unwrap();
+    let w = g.param("w", f(&[12, 8])).unwrap();
+    let bias = g.param("bias", f(&[12])).unwrap();
+    let mask = g.input("mask", f(&[2, 1, 1, 5])).unwrap();
+    let gamma = g.param("gamma", f(&[4])).unwrap();
+    let beta = g.param("beta", f(&[4])).unwrap();
+    let h = g
+        .add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: true,
+                half_partials: false,
+            },
+            &[x, w],
+            "proj",
+        )
+        .unwrap();
+    let h = g
+        .add(Op::Binary(BinaryOp::Add), &[h, bias], "proj")
+        .unwrap();
+    let h = g
+        .add(
+            Op::Reshape {
+                shape: vec![2, 5, 3, 4],
+            },
+            &[h],
+            "",
+        )
+        .unwrap();
+    let q = g
+        .add(
+            Op::Transpose {
+                perm: vec![0, 2, 1, 3],
+            },
+            &[h],
+            "",
+        )
+        .unwrap();
+    let s = g
+        .add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: true,
+                half_partials: false,
+            },
+            &[q, q],
+            "scores",
+        )
+        .unwrap();
+    let two = g
+        .add(
+            Op::Full {
+                value: 2.0,
+                ty: TensorType::scalar(DType::F32),
+            },
+            &[],
+            "",
+        )
+        .unwrap();
+    let s = g.add(Op::Binary(BinaryOp::Div), &[s, two], "").unwrap();
+    let s = g.add(Op::Binary(BinaryOp::Add), &[s, mask], "").unwrap();
+    let p = g.add(Op::Softmax, &[s], "").unwrap();
+    let c = g
+        .add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+                half_partials: false,
+            },
+            &[p, q],
+            "ctx",
+        )
+        .unwrap();
+    let c = g.add(Op::Unary(UnaryOp::Gelu), &[c], "").unwrap();
+    let n = g
+        .add(Op::LayerNorm { eps: 1e-12 }, &[c, gamma, beta], "")
+        .unwrap();
+    let first = g
+        .add(
+            Op::Slice {
+                axis: 2,
+                start: 0,
+                end: 1,
+            },
+            &[n],
+            "",
+        )
+        .unwrap();
+    g.set_output("out", n).unwrap();
+    g.set_output("first", first).unwrap();
+    let (params, inputs) = feeds(&g, 1);
+    let err = compare(&g, &small_target(7, 64 * 1024), 1, &params, &inputs);
+    assert!(err < 1e-5, "relative error {err}");
+}
+
+#[test]
+fn k_split_products_match() {
+    // A tile budget so small that the contraction must be split and reduced.
+    let mut g = Graph::new("k");
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let a = g.input("a", f(&[3, 256])).unwrap();
+    let b = g.param("b", f(&[256, 5])).unwrap();
+    let c = g
+        .add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+                half_partials: false,
+            },
+            &[a, b],
+            "",
+        )
+        .unwrap();
+    g.set_output("c", c).unwrap();
+    let (params, inputs) = feeds(&g, 2);
+    let t = small_target(64, 4 * 1024);
+    let plan = lower_program(&g, &t, &LowerOptions::default()).unwrap();
+    let adds = plan
+        .step
+        .supersteps
+        .iter()
+        .flat_map(|s| &s.compute)
+        .flat_map(|c| &c.vertices)
+        .filter(|v| matches!(v, tessera_runtime::Vertex::AddPartials { .. }))
+        .count();
+    assert!(adds > 0, "expected a K-split");
+    let err = compare(&g, &t, 1, &params, &inputs);
+    assert!(err < 1e-5, "relative error {err}");
+}
+
+fn lxmert(preset: &str, seq: usize, objects: usize) -> Graph {
+    let config = tessera_lxmert::LxmertConfig::preset(preset).unwrap();
+    let shapes = tessera_lxmert::Shapes {
+        batch: 2,
+        seq_len: seq,
+        num_objects: objects,
+    };
+    tessera_lxmert::build(&config, &shapes, &tessera_lxmert::BuildOptions::default()).unwrap()
+}
+
+fn lxmert_feeds(g: &Graph, preset: &str) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
+    let config = tessera_lxmert::LxmertConfig::preset(preset).unwrap();
+    let params: HashMap<String, Tensor> = tessera_lxmert::init_weights(&config, 3)
+        .into_iter()
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut inputs = HashMap::new();
+    for id in g.inputs() {
+        if let Op::Input { name, ty } = &g.node(id).op {
+            let t = match name.as_str() {
+                "input_ids" => Tensor::from_i64(
+                    ty.shape.to_vec(),
+                    (0..ty.num_elements())
+                        .map(|_| rng.gen_range(0..config.vocab_size as i64))
+                        .collect(),
+                )
+                .unwrap(),
+                _ => random(ty, &mut rng),
+            };
+            inputs.insert(name.clone(), t);
+        }
+    }
+    (params, inputs)
+}
+
+#[test]
+fn lxmert_tiny_on_one_chip_matches_the_evaluator() {
+    let g = lxmert("lxmert-tiny", 7, 5);
+    let (params, inputs) = lxmert_feeds(&g, "lxmert-tiny");
+    let err = compare(
+        &g,
+        &tessera_target::target::presets::mk2(),
+        1,
+        &params,
+        &inputs,
+    );
+    assert!(err < 1e-5, "relative error {err}");
+}
+
+#[test]
+fn lxmert_tiny_on_four_small_chips_matches_the_evaluator() {
+    let mut g = lxmert("lxmert-tiny", 7, 5);
+    // Stages by topological position: four contiguous quarters (inter-chip copies between).
+    let order = g.topo_order();
+    let n = order.len();
+    for (i, id) in order.into_iter().enumerate() {
+        g.node_mut(id).annot.stage = Some((i * 4 / n) as u32);
+    }
+    let (params, inputs) = lxmert_feeds(&g, "lxmert-tiny");
+    let err = compare(&g, &small_target(64, 256 * 1024), 4, &params, &inputs);
+    assert!(err < 1e-5, "relative error {err}");
+}
+
+#[test]
+fn out_of_memory_names_tile_tensors_and_vertices() {
+    let g = lxmert("lxmert-tiny", 7, 5);
+    let t = small_target(4, 16 * 1024);
+    let err = lower_program(&g, &t, &LowerOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("Out of memory on tile "), "{msg}");
+    assert!(
+        msg.contains("bytes used but tiles only have 16,384 bytes"),
+        "{msg}"
+    );
+    assert!(msg.contains("largest tensors on tile"), "{msg}");
+    let plan = lower_program(
+        &g,
+        &t,
+        &LowerOptions {
+            allow_oom: true,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    let oom = plan.oom.as_ref().unwrap();
+    assert!(oom.used > 16 * 1024);
+    assert_eq!(plan.fullest_tile().unwrap().2.peak, oom.used);
+    assert!(TileSession::new(&plan).is_err());
+}
+
+#[test]
+fn stage_beyond_the_machine_is_an_error() {
+    let mut g = lxmert("lxmert-tiny", 7, 5);
+    let last = *g.topo_order().last().unwrap();
+    g.node_mut(last).annot.stage = Some(3);
+    let e = lower_program(
+        &g,
+        &tessera_target::target::presets::mk2(),
+        &LowerOptions {
+            chips: 2,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("pipeline stage 3, but the machine has 2 chip(s)"),
+        "{e}"
+    );
+}
