@@ -115,7 +115,7 @@ fn out_of_memory_gives_poplar_message() {
     assert_eq!(
         err.to_string(),
         "Out of memory on tile 1 of chip 1: 4,096 bytes used but tiles only have 256 bytes\n\
-         largest tensors on tile 1:\n  %x (<root>): 2,048 bytes\n  %0 (blk): 2,048 bytes"
+         largest tensors on tile 1:\n  %x: 2,048 bytes\n  %0 (blk): 2,048 bytes"
     );
     let opts = PlanOptions {
         allow_oom: true,
