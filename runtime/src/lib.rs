@@ -7,6 +7,15 @@
 //! [`Machine::run_in`] executes the supersteps (compute on all tiles in parallel on rayon, then
 //! exchange) inside a single entry into the thread pool, bit-identically for any thread count,
 //! optionally recording a per-superstep [`Trace`].
+//!
+//! Vertices ([`Vertex`]) cover what lowering a transformer forward needs: matmul (operands
+//! optionally stored transposed), elementwise unary/binary (binary with cyclic broadcast of a
+//! shorter operand), partial-sum reduction, casts (including i64 → float), fill, copy, row
+//! softmax, row layer norm and row gather by i64 indices. Their arithmetic is bit-identical to
+//! the reference evaluator `tessera_ir::eval` except matmul's f32 summation order. Host
+//! streams may read 2-D strided host ranges ([`StreamCopy::strided`]). A machine's memory
+//! persists between runs, so a program that streams weights in once can be followed by any
+//! number of runs of a step program on the same [`Machine`].
 
 pub mod error;
 mod exec;

@@ -267,6 +267,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stream_pieces_and_host_end() {
+        let tile = TileRegion {
+            tile: TileRef::new(0, 0),
+            region: Region::new(16, 12),
+        };
+        let c = StreamCopy::contiguous(1, 100, tile);
+        assert_eq!(c.pieces(), Some(vec![(100, 16, 12)]));
+        assert_eq!(c.host_end(), Some(112));
+        // 3 rows of 4 bytes, 10 apart: host starts 100, 110, 120; last ends at 124.
+        let s = StreamCopy::strided(1, 100, tile, 4, 10);
+        assert_eq!(
+            s.pieces(),
+            Some(vec![(100, 16, 4), (110, 20, 4), (120, 24, 4)])
+        );
+        assert_eq!(s.host_end(), Some(124));
+        assert_eq!(StreamCopy::strided(1, 100, tile, 5, 10).pieces(), None);
+        assert_eq!(StreamCopy::strided(1, 100, tile, 5, 10).host_end(), None);
+        assert_eq!(
+            StreamCopy::strided(1, 0, tile, 4, u64::MAX).host_end(),
+            None
+        );
+        let empty = TileRegion {
+            region: Region::new(0, 0),
+            ..tile
+        };
+        assert_eq!(StreamCopy::strided(1, 7, empty, 4, 10).host_end(), Some(7));
+        assert_eq!(
+            StreamCopy::strided(1, 7, empty, 4, 10).pieces(),
+            Some(vec![])
+        );
+    }
+
+    #[test]
     fn overlap_is_half_open() {
         let a = Region::new(0, 8);
         assert!(!a.overlaps(Region::new(8, 4)));

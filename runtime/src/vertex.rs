@@ -73,8 +73,10 @@ pub struct MatMul {
     /// Add to `C` instead of overwriting it.
     pub accumulate: bool,
     /// `A` is stored `k×m` (row-major), i.e. the product uses its transpose.
+    #[serde(default)]
     pub transpose_a: bool,
     /// `B` is stored `n×k` (row-major), i.e. the product uses its transpose.
+    #[serde(default)]
     pub transpose_b: bool,
     /// `A`, `m*k` elements.
     pub a: Region,
