@@ -3,6 +3,8 @@
 
 use super::builder::Builder;
 use super::layout::{ColBlock, Layout};
+use super::matmul::weights::WeightBlock;
+use super::matmul::MmPlan;
 use super::{HostConstant, HostTensor, LowerOptions, TilePlan};
 use crate::lower::error::LowerError;
 use std::collections::HashMap;
@@ -59,6 +61,10 @@ pub(crate) struct Ctx<'g> {
     pub step_buffers: Vec<HostBuffer>,
     pub step_in: Vec<StreamCopy>,
     pub inputs: Vec<HostTensor>,
+    /// Matmuls whose split was planned with their weight's layout.
+    pub mm_plans: HashMap<NodeId, MmPlan>,
+    /// Weights laid out for their matmul: layout and host-streamed blocks.
+    weights: HashMap<NodeId, (Layout, Vec<WeightBlock>)>,
 }
 
 /// The runtime element type of a dtype, if tile memory can hold it.
@@ -72,6 +78,16 @@ pub(crate) fn elem_of(dtype: DType) -> Option<Elem> {
 }
 
 impl<'g> Ctx<'g> {
+    /// How many operand slots read `id`.
+    pub fn use_count(&self, id: NodeId) -> usize {
+        self.uses.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Whether `id` is a graph output.
+    pub fn is_output(&self, id: NodeId) -> bool {
+        self.outputs.contains(&id)
+    }
+
     /// `%12`-style name of a node.
     pub fn name(&self, id: NodeId) -> String {
         self.names
@@ -213,7 +229,10 @@ impl<'g> Ctx<'g> {
         let chip = self.chip(id)?;
         let name = self.label(id);
         let elem = self.elem(id)?;
-        let layout = if gather_tables.contains(&id) && ty.shape.len() == 2 {
+        let planned = self.weights.remove(&id);
+        let layout = if let Some((layout, _)) = &planned {
+            layout.clone()
+        } else if gather_tables.contains(&id) && ty.shape.len() == 2 {
             self.column_blocks(chip, ty.shape[0] as u64, ty.shape[1] as u64, eb, &name)?
         } else {
             self.b
@@ -231,8 +250,29 @@ impl<'g> Ctx<'g> {
                     ty: ty.clone(),
                     buffer,
                 });
-                let copies = stream_copies(&layout, buffer, eb)?;
-                self.load_copies.extend(copies);
+                match &planned {
+                    Some((_, blocks)) => {
+                        for b in blocks {
+                            self.load_copies.push(StreamCopy::strided(
+                                buffer,
+                                b.host_offset,
+                                TileRegion {
+                                    tile: b.tile,
+                                    region: Region::new(
+                                        super::builder::to_u32(b.offset, "offset")?,
+                                        super::builder::to_u32(b.bytes, "length")?,
+                                    ),
+                                },
+                                super::builder::to_u32(b.row_bytes, "row length")?,
+                                b.row_stride,
+                            ));
+                        }
+                    }
+                    None => {
+                        let copies = stream_copies(&layout, buffer, eb)?;
+                        self.load_copies.extend(copies);
+                    }
+                }
             }
             Op::Input { name: iname, .. } => {
                 let buffer = self.step_buffers.len() as u32;
@@ -446,7 +486,13 @@ pub fn lower_program(
         step_buffers: Vec::new(),
         step_in: Vec::new(),
         inputs: Vec::new(),
+        mm_plans: HashMap::new(),
+        weights: HashMap::new(),
     };
+    // Weights laid out for their matmul first (always-live, at the bottom of their tiles).
+    for (w, layout, blocks) in cx.plan_weights(&order, &gather_tables)? {
+        cx.weights.insert(w, (layout, blocks));
+    }
     // Sources first, so always-live bytes sit at the bottom of every tile.
     for &n in &order {
         if matches!(

@@ -15,6 +15,12 @@
 //! `availableMemoryProportion`); when none fits, the one needing least memory is taken and the
 //! memory plan reports the tile.
 
+mod split;
+pub(crate) mod weights;
+
+pub(crate) use split::{choose_split, macs_rate, Dims, Split};
+pub(crate) use weights::MmPlan;
+
 use super::access::Access;
 use super::builder::{emit_runs, to_u32};
 use super::layout::Segment;
@@ -24,128 +30,52 @@ use crate::lower::error::LowerError;
 use tessera_ir::{NodeId, Op};
 use tessera_runtime::program::{Exchange, Region, TileRef, TileRegion};
 use tessera_runtime::vertex::{Elem, MatMul, Vertex};
-use tessera_target::Target;
 
-/// Sizes of one product: batches and the matrix dimensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Dims {
-    pub batches: u64,
-    pub m: u64,
-    pub k: u64,
-    pub n: u64,
-}
-
-/// A chosen split: block sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Split {
-    pub bm: u64,
-    pub bn: u64,
-    pub bk: u64,
-}
-
-impl Split {
-    fn counts(&self, d: &Dims) -> (u64, u64, u64) {
-        (
-            d.m.div_ceil(self.bm),
-            d.n.div_ceil(self.bn),
-            d.k.div_ceil(self.bk),
-        )
+/// The region of `tile` holding `runs` of `v` back to back, if they are all there already.
+fn in_place(v: &Val, runs: &[(u64, u64)], tile: TileRef) -> Result<Option<Region>, LowerError> {
+    let eb = v.eb();
+    let mut segs: Vec<Segment> = Vec::new();
+    for &(first, len) in runs {
+        v.layout.segments(first, len, eb, &mut segs);
     }
-}
-
-fn candidates(d: u64, linear_up_to: u64) -> Vec<u64> {
-    let mut v: Vec<u64> = (1..=d.min(linear_up_to)).map(|p| d.div_ceil(p)).collect();
-    let mut p = 1;
-    while p <= d {
-        v.push(d.div_ceil(p));
-        p *= 2;
-    }
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-/// Estimated `(cycles, bytes per tile)` of a split.
-pub(crate) fn split_cost(
-    d: &Dims,
-    s: &Split,
-    in_b: u64,
-    part_b: u64,
-    out_b: u64,
-    macs_per_cycle: u64,
-    target: &Target,
-) -> (f64, u64) {
-    let (cm, cn, ck) = s.counts(d);
-    let items = d.batches * cm * cn * ck;
-    let tiles = u64::from(target.tiles_per_chip.max(1));
-    let per_tile = items.div_ceil(tiles);
-    let operands = (s.bm * s.bk + s.bk * s.bn) * in_b;
-    let c = s.bm * s.bn * part_b;
-    let cast = if part_b != out_b {
-        s.bm * s.bn * out_b
-    } else {
-        0
+    let Some(head) = segs.first() else {
+        return Ok(None);
     };
-    let reduce_in = if ck > 1 { (ck - 1) * c } else { 0 };
-    let mem = per_tile * (operands + c + cast) + reduce_in;
-    let macs = per_tile * s.bm * s.bn * s.bk;
-    let exch_rate = target.exchange_bytes_per_cycle_per_tile.max(1e-9);
-    let mut cycles = macs as f64 / macs_per_cycle.max(1) as f64
-        + (per_tile * operands + reduce_in + s.bm * s.bn * out_b) as f64 / exch_rate;
-    if ck > 1 {
-        cycles += f64::from(target.sync_cycles) + (reduce_in / part_b.max(1)) as f64;
+    let mut at = head.offset;
+    for s in &segs {
+        if s.tile != tile || s.offset != at {
+            return Ok(None);
+        }
+        at += s.len * eb;
     }
-    (cycles, mem)
+    let total: u64 = runs.iter().map(|r| r.1).sum::<u64>() * eb;
+    if at - head.offset != total {
+        return Ok(None);
+    }
+    Ok(Some(Region::new(
+        to_u32(head.offset, "offset")?,
+        to_u32(total, "length")?,
+    )))
 }
 
-/// The split of `d` with the fewest estimated cycles within `budget` bytes per tile (or the
-/// smallest footprint if none fits).
-pub(crate) fn choose_split(
-    d: &Dims,
-    in_b: u64,
-    part_b: u64,
-    out_b: u64,
-    macs_per_cycle: u64,
-    target: &Target,
-    budget: u64,
-) -> Split {
-    let mut best: Option<(f64, u64, Split)> = None;
-    let mut smallest: Option<(u64, Split)> = None;
-    let ks: Vec<u64> = {
-        let mut v = Vec::new();
-        let mut p = 1;
-        while p <= d.k.max(1) && p <= 64 {
-            v.push(d.k.max(1).div_ceil(p));
-            p *= 2;
-        }
-        v.dedup();
-        v
-    };
-    for &bm in &candidates(d.m.max(1), 64) {
-        for &bn in &candidates(d.n.max(1), 128) {
-            for &bk in &ks {
-                let s = Split { bm, bn, bk };
-                let (cm, cn, ck) = s.counts(d);
-                let items = d.batches * cm * cn * ck;
-                let (cycles, mem) = split_cost(d, &s, in_b, part_b, out_b, macs_per_cycle, target);
-                if smallest.is_none_or(|(m, _)| mem < m) {
-                    smallest = Some((mem, s));
-                }
-                if mem <= budget
-                    && best.is_none_or(|(c, i, _)| cycles < c || (cycles == c && items < i))
-                {
-                    best = Some((cycles, items, s));
-                }
-            }
-        }
-    }
-    best.map(|b| b.2)
-        .or(smallest.map(|s| s.1))
-        .unwrap_or(Split {
-            bm: 1,
-            bn: 1,
-            bk: 1,
-        })
+/// A matmul's operands, transposes, sizes and element types.
+#[derive(Debug, Clone)]
+pub(crate) struct MmShape {
+    pub a: NodeId,
+    pub b: NodeId,
+    pub ta: bool,
+    pub tb: bool,
+    /// A's batch axes folded into its rows (B is one matrix).
+    pub fold: bool,
+    pub dims: Dims,
+    /// The per-batch `(m, k, n)` before folding.
+    pub mkn: (u64, u64, u64),
+    pub a_batch: Vec<usize>,
+    pub b_batch: Vec<usize>,
+    pub o_batch: Vec<usize>,
+    pub input: Elem,
+    pub partials: Elem,
+    pub out: Elem,
 }
 
 /// The tile that finishes one output block: its first k-block's item, and the other
@@ -157,15 +87,6 @@ struct Owner {
     tile: TileRef,
     c: Region,
     parts: Vec<(TileRef, Region)>,
-}
-
-/// MACs per cycle per tile for these operand and partials types.
-fn macs_rate(target: &Target, input: Elem, partials: Elem) -> u64 {
-    u64::from(match (input, partials) {
-        (Elem::F16, Elem::F16) => target.macs_per_cycle_f16_f16_partials,
-        (Elem::F16, _) => target.macs_per_cycle_f16_f32_partials,
-        _ => target.macs_per_cycle_f32,
-    })
 }
 
 impl Ctx<'_> {
@@ -181,17 +102,8 @@ impl Ctx<'_> {
         name: &str,
     ) -> Result<Region, LowerError> {
         let eb = v.eb();
-        if let [(first, len)] = runs {
-            let mut segs: Vec<Segment> = Vec::new();
-            v.layout.segments(*first, *len, eb, &mut segs);
-            if let [seg] = segs.as_slice() {
-                if seg.tile == tile && seg.len == *len {
-                    return Ok(Region::new(
-                        to_u32(seg.offset, "offset")?,
-                        to_u32(len * eb, "length")?,
-                    ));
-                }
-            }
+        if let Some(r) = in_place(v, runs, tile)? {
+            return Ok(r);
         }
         let bytes: u64 = runs.iter().map(|r| r.1).sum::<u64>() * eb;
         let offset = self.b.alloc(tile, bytes, name, false)?;
@@ -203,8 +115,8 @@ impl Ctx<'_> {
         ))
     }
 
-    /// `matmul(a, b)` with transposes and broadcast batch axes.
-    pub(crate) fn matmul(&mut self, id: NodeId, operands: &[NodeId]) -> Result<(), LowerError> {
+    /// The sizes and types of matmul `id` (see [`MmShape`]).
+    pub(crate) fn mm_shape(&self, id: NodeId) -> Result<MmShape, LowerError> {
         let node = self.graph.node(id);
         let Op::MatMul {
             transpose_a: ta,
@@ -214,7 +126,8 @@ impl Ctx<'_> {
         else {
             return Err(self.unsupported(id, "not a matmul"));
         };
-        let [a_id, b_id] = operands else {
+        let operands = self.graph.operands(id);
+        let [a_id, b_id] = operands.as_slice() else {
             return Err(self.unsupported(id, "matmul takes two operands"));
         };
         let (a_shape, b_shape) = (
@@ -232,52 +145,91 @@ impl Ctx<'_> {
             (a_shape[ra - 2] as u64, a_shape[ra - 1] as u64)
         };
         let n = if tb { b_shape[rb - 2] } else { b_shape[rb - 1] } as u64;
-        let (a_batch, b_batch, o_batch) =
-            (&a_shape[..ra - 2], &b_shape[..rb - 2], &out_shape[..ro - 2]);
-        let b_single = b_batch.iter().product::<usize>() == 1;
+        let o_batch = out_shape[..ro - 2].to_vec();
+        let b_single = b_shape[..rb - 2].iter().product::<usize>() == 1;
         // Fold A's batch axes into its rows when B is one matrix (a Linear layer).
         let fold = b_single && !ta;
+        let batches = o_batch.iter().product::<usize>() as u64;
         let dims = if fold {
             Dims {
                 batches: 1,
-                m: o_batch.iter().product::<usize>() as u64 * m,
+                m: batches * m,
                 k,
                 n,
             }
         } else {
-            Dims {
-                batches: o_batch.iter().product::<usize>() as u64,
-                m,
-                k,
-                n,
-            }
+            Dims { batches, m, k, n }
         };
-        let (a, b) = (self.val(*a_id)?.clone(), self.val(*b_id)?.clone());
         let input = self.elem(*a_id)?;
-        let out_elem = self.elem(id)?;
+        let out = self.elem(id)?;
         let partials = if half_partials && input == Elem::F16 {
             Elem::F16
         } else {
             Elem::F32
         };
-        let (in_b, part_b, out_b) = (
-            u64::from(input.size()),
-            u64::from(partials.size()),
-            u64::from(out_elem.size()),
-        );
+        Ok(MmShape {
+            a: *a_id,
+            b: *b_id,
+            ta,
+            tb,
+            fold,
+            dims,
+            mkn: (m, k, n),
+            a_batch: a_shape[..ra - 2].to_vec(),
+            b_batch: b_shape[..rb - 2].to_vec(),
+            o_batch,
+            input,
+            partials,
+            out,
+        })
+    }
+
+    /// The split of matmul `id`: planned ahead when its weight was laid out for it, else
+    /// chosen now; with the first tile of its items.
+    fn mm_split(&mut self, id: NodeId, s: &MmShape) -> Result<(Split, u64), LowerError> {
+        if let Some(p) = self.mm_plans.get(&id) {
+            return Ok((p.split, p.start));
+        }
+        let split = self.choose(s, false);
+        let (cm, cn, ck) = split.counts(&s.dims);
+        let items = s.dims.batches * cm * cn * ck;
+        let chip = self.chip(id)?;
+        let start = self
+            .b
+            .reserve_tiles(chip, items.min(u64::from(self.b.tiles)));
+        Ok((split, u64::from(start)))
+    }
+
+    /// The cheapest split of a product within `matmul_proportion` of a tile.
+    pub(crate) fn choose(&self, s: &MmShape, b_in_place: bool) -> Split {
         let budget = (self.target.bytes_per_tile as f64 * self.opts.matmul_proportion) as u64;
-        let rate = macs_rate(self.target, input, partials);
-        let split = choose_split(&dims, in_b, part_b, out_b, rate, self.target, budget);
+        choose_split(
+            &s.dims,
+            u64::from(s.input.size()),
+            u64::from(s.partials.size()),
+            u64::from(s.out.size()),
+            macs_rate(self.target, s.input, s.partials),
+            self.target,
+            budget,
+            b_in_place,
+        )
+    }
+
+    /// `matmul(a, b)` with transposes and broadcast batch axes.
+    pub(crate) fn matmul(&mut self, id: NodeId, _operands: &[NodeId]) -> Result<(), LowerError> {
+        let node = self.graph.node(id);
+        let sh = self.mm_shape(id)?;
+        let (ta, tb, fold, dims) = (sh.ta, sh.tb, sh.fold, sh.dims);
+        let (m, k, n) = sh.mkn;
+        let (a, b) = (self.val(sh.a)?.clone(), self.val(sh.b)?.clone());
+        let (input, partials, out_elem) = (sh.input, sh.partials, sh.out);
+        let (part_b, out_b) = (u64::from(partials.size()), u64::from(out_elem.size()));
+        let (split, start) = self.mm_split(id, &sh)?;
         let (cm, cn, ck) = split.counts(&dims);
         let chip = self.chip(id)?;
         let label = self.label(id);
-        let a_acc = Access::broadcast(a_batch, o_batch);
-        let b_acc = Access::broadcast(b_batch, o_batch);
-        let items = dims.batches * cm * cn * ck;
-        let start = u64::from(
-            self.b
-                .reserve_tiles(chip, items.min(u64::from(self.b.tiles))),
-        );
+        let a_acc = Access::broadcast(&sh.a_batch, &sh.o_batch);
+        let b_acc = Access::broadcast(&sh.b_batch, &sh.o_batch);
         let tiles = u64::from(self.b.tiles);
 
         // Stage 1: operand blocks and block products.
@@ -484,37 +436,5 @@ impl Ctx<'_> {
         self.push_stages(&label, copies, Vec::new());
         self.free_scratch(scratch)?;
         self.define(id, layout, false)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_respects_the_memory_budget_and_prefers_fewer_cycles() {
-        let t = tessera_target::target::presets::mk2();
-        // lxmert-base FFN: [20, 768] x [768, 3072].
-        let d = Dims {
-            batches: 1,
-            m: 20,
-            k: 768,
-            n: 3072,
-        };
-        let budget = (t.bytes_per_tile as f64 * 0.6) as u64;
-        let s = choose_split(&d, 4, 4, 4, u64::from(t.macs_per_cycle_f32), &t, budget);
-        let (_, mem) = split_cost(&d, &s, 4, 4, 4, u64::from(t.macs_per_cycle_f32), &t);
-        assert!(mem <= budget, "{s:?} needs {mem} bytes");
-        let (cm, cn, ck) = s.counts(&d);
-        assert!(cm * cn * ck <= u64::from(t.tiles_per_chip), "{s:?}");
-        // A tighter budget forces smaller blocks.
-        let tight = choose_split(&d, 4, 4, 4, u64::from(t.macs_per_cycle_f32), &t, 64 * 1024);
-        let (_, tmem) = split_cost(&d, &tight, 4, 4, 4, u64::from(t.macs_per_cycle_f32), &t);
-        assert!(tmem <= 64 * 1024, "{tight:?} needs {tmem}");
-        assert!(tmem < mem || tight == s, "{tight:?} vs {s:?}");
-        // Every block of the chosen split is within the dimensions and covers them.
-        for (dim, block) in [(d.m, s.bm), (d.n, s.bn), (d.k, s.bk)] {
-            assert!(block >= 1 && block <= dim);
-        }
     }
 }
