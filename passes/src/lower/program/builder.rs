@@ -38,6 +38,40 @@ pub(crate) enum Stage {
     },
 }
 
+/// What an allocation holds, for the memory report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Category {
+    /// Parameters (always-live).
+    Weights,
+    /// Graph inputs (always-live).
+    Inputs,
+    /// Constants (always-live).
+    Constants,
+    /// Op results (not always-live).
+    Activations,
+    /// Scratch blocks that exchange fills with a vertex's operands.
+    ExchangeBuffers,
+    /// A vertex's own temporaries (matmul result blocks, lookups).
+    Temporaries,
+}
+
+impl Category {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether the bytes stay allocated for the whole program.
+    pub fn always_live(self) -> bool {
+        matches!(
+            self,
+            Category::Weights | Category::Inputs | Category::Constants
+        )
+    }
+}
+
+/// Number of [`Category`] values.
+pub(crate) const CATEGORIES: usize = 6;
+
 /// A named allocation on one tile (for out-of-memory reports).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Named {
@@ -56,6 +90,10 @@ pub(crate) struct TileBook {
     pub largest_vertices: Vec<Named>,
     /// Vertices placed on the tile.
     pub vertices: u64,
+    /// Live bytes per category now.
+    pub live: [u64; CATEGORIES],
+    /// Live bytes per category when the tile last reached a new high-water mark.
+    pub at_peak: [u64; CATEGORIES],
 }
 
 const REPORT_TOP: usize = 5;
@@ -77,6 +115,10 @@ pub(crate) struct Builder {
     pub stages: Vec<Stage>,
     /// Next tile to start a linear layout on, per chip (mapTensorLinearlyWithOffset).
     next_tile: Vec<u32>,
+    /// Live bytes per chip now.
+    chip_live: Vec<u64>,
+    /// Live bytes per chip after each stage (parallel to `stages`).
+    pub timeline: Vec<Vec<u64>>,
 }
 
 impl Builder {
@@ -87,6 +129,8 @@ impl Builder {
             books: vec![TileBook::default(); (chips as usize) * (tiles as usize)],
             stages: Vec::new(),
             next_tile: vec![0; chips as usize],
+            chip_live: vec![0; chips as usize],
+            timeline: Vec::new(),
         }
     }
 
@@ -108,14 +152,23 @@ impl Builder {
         tile: TileRef,
         bytes: u64,
         name: &str,
-        always_live: bool,
+        category: Category,
     ) -> Result<u64, LowerError> {
         let size = bytes.div_ceil(ALIGN) * ALIGN;
+        let chip = tile.chip as usize;
         let book = self.book(tile)?;
+        let before = book.arena.peak_end;
         let offset = book.arena.alloc(size);
-        if always_live {
+        if category.always_live() {
             book.always_live += size;
         }
+        if let Some(l) = book.live.get_mut(category.index()) {
+            *l += size;
+        }
+        if book.arena.peak_end > before {
+            book.at_peak = book.live;
+        }
+
         if book.largest.len() < REPORT_TOP || book.largest.last().is_some_and(|n| n.bytes < size) {
             keep_top(
                 &mut book.largest,
@@ -125,14 +178,35 @@ impl Builder {
                 },
             );
         }
+        if let Some(c) = self.chip_live.get_mut(chip) {
+            *c += size;
+        }
         Ok(offset)
     }
 
     /// Frees an allocation made by [`Builder::alloc`] with the same `bytes`.
-    pub fn free(&mut self, tile: TileRef, offset: u64, bytes: u64) -> Result<(), LowerError> {
+    pub fn free(
+        &mut self,
+        tile: TileRef,
+        offset: u64,
+        bytes: u64,
+        category: Category,
+    ) -> Result<(), LowerError> {
         let size = bytes.div_ceil(ALIGN) * ALIGN;
-        self.book(tile)?.arena.free(offset, size);
+        let book = self.book(tile)?;
+        book.arena.free(offset, size);
+        if let Some(l) = book.live.get_mut(category.index()) {
+            *l = l.saturating_sub(size);
+        }
+        if let Some(c) = self.chip_live.get_mut(tile.chip as usize) {
+            *c = c.saturating_sub(size);
+        }
         Ok(())
+    }
+
+    /// Records the live bytes per chip after the stage just pushed.
+    pub fn snapshot(&mut self) {
+        self.timeline.push(self.chip_live.clone());
     }
 
     /// A linear layout of `n` elements on `chip`, pieces of whole `grain`s, starting on the
@@ -144,7 +218,7 @@ impl Builder {
         elem_bytes: u64,
         grain: u64,
         name: &str,
-        always_live: bool,
+        category: Category,
     ) -> Result<Layout, LowerError> {
         let start = self.next_tile.get(chip as usize).copied().unwrap_or(0);
         let mut pieces = Vec::new();
@@ -155,7 +229,7 @@ impl Builder {
         {
             let t = ((u64::from(start) + i as u64) % u64::from(self.tiles)) as u32;
             let tile = TileRef::new(chip, t);
-            let offset = self.alloc(tile, (e - s) * elem_bytes, name, always_live)?;
+            let offset = self.alloc(tile, (e - s) * elem_bytes, name, category)?;
             pieces.push(Piece {
                 start: s,
                 end: e,
@@ -192,7 +266,12 @@ impl Builder {
     ) -> Result<Layout, LowerError> {
         let mut pieces = Vec::with_capacity(like.len());
         for p in like {
-            let offset = self.alloc(p.tile, (p.end - p.start) * elem_bytes, name, false)?;
+            let offset = self.alloc(
+                p.tile,
+                (p.end - p.start) * elem_bytes,
+                name,
+                Category::Activations,
+            )?;
             pieces.push(Piece { offset, ..*p });
         }
         Ok(Layout::Linear(pieces))
@@ -203,12 +282,22 @@ impl Builder {
         match layout {
             Layout::Linear(pieces) => {
                 for p in pieces {
-                    self.free(p.tile, p.offset, (p.end - p.start) * elem_bytes)?;
+                    self.free(
+                        p.tile,
+                        p.offset,
+                        (p.end - p.start) * elem_bytes,
+                        Category::Activations,
+                    )?;
                 }
             }
             Layout::Columns { rows, blocks, .. } => {
                 for b in blocks {
-                    self.free(b.tile, b.offset, rows * (b.c1 - b.c0) * elem_bytes)?;
+                    self.free(
+                        b.tile,
+                        b.offset,
+                        rows * (b.c1 - b.c0) * elem_bytes,
+                        Category::Activations,
+                    )?;
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! depends on the index values.
 
 use super::access::Access;
-use super::builder::to_u32;
+use super::builder::{to_u32, Category};
 use super::layout::Layout;
 use super::lowering::Ctx;
 use super::ops::Scratch;
@@ -56,10 +56,15 @@ impl Ctx<'_> {
                 &format!("indices of {label}"),
             )?;
             let out_bytes = n * width * eb;
-            let out = self
-                .b
-                .alloc(b.tile, out_bytes, &format!("lookup of {label}"), false)?;
-            scratch.blocks.push((b.tile, out, out_bytes));
+            let out = self.b.alloc(
+                b.tile,
+                out_bytes,
+                &format!("lookup of {label}"),
+                Category::Temporaries,
+            )?;
+            scratch
+                .blocks
+                .push((b.tile, out, out_bytes, Category::Temporaries));
             outs.push(out);
             self.b
                 .note_vertex(b.tile, &label, out_bytes + u64::from(indices.len))?;
@@ -81,9 +86,14 @@ impl Ctx<'_> {
         self.push_stages(&label, copies, work);
 
         // Stage 2: blocks into the output's row layout.
-        let layout = self
-            .b
-            .alloc_linear(chip, n * cols, eb, cols.max(1), &name, false)?;
+        let layout = self.b.alloc_linear(
+            chip,
+            n * cols,
+            eb,
+            cols.max(1),
+            &name,
+            Category::Activations,
+        )?;
         let mut copies: Vec<Exchange> = Vec::new();
         for p in layout.pieces().unwrap_or(&[]) {
             for r in p.start / cols.max(1)..p.end.div_ceil(cols.max(1)) {

@@ -1,7 +1,7 @@
 //! The lowering driver: values, buffers with liveness, sources (parameters, inputs,
 //! constants), and the dispatch of every op to its emitter.
 
-use super::builder::Builder;
+use super::builder::{Builder, Category};
 use super::layout::{ColBlock, Layout};
 use super::matmul::weights::WeightBlock;
 use super::matmul::MmPlan;
@@ -229,6 +229,11 @@ impl<'g> Ctx<'g> {
         let chip = self.chip(id)?;
         let name = self.label(id);
         let elem = self.elem(id)?;
+        let category = match node.op {
+            Op::Param { .. } => Category::Weights,
+            Op::Input { .. } => Category::Inputs,
+            _ => Category::Constants,
+        };
         let planned = self.weights.remove(&id);
         let layout = if let Some((layout, _)) = &planned {
             layout.clone()
@@ -236,7 +241,7 @@ impl<'g> Ctx<'g> {
             self.column_blocks(chip, ty.shape[0] as u64, ty.shape[1] as u64, eb, &name)?
         } else {
             self.b
-                .alloc_linear(chip, n, eb, Self::grain(&ty.shape), &name, true)?
+                .alloc_linear(chip, n, eb, Self::grain(&ty.shape), &name, category)?
         };
         match &node.op {
             Op::Param { name: pname, .. } => {
@@ -370,7 +375,9 @@ impl<'g> Ctx<'g> {
         while c0 < cols {
             let c1 = (c0 + width).min(cols);
             let tile = TileRef::new(chip, ((start + i) % u64::from(self.b.tiles)) as u32);
-            let offset = self.b.alloc(tile, rows * (c1 - c0) * eb, name, true)?;
+            let offset = self
+                .b
+                .alloc(tile, rows * (c1 - c0) * eb, name, Category::Weights)?;
             blocks.push(ColBlock {
                 c0,
                 c1,

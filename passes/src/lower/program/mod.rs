@@ -32,7 +32,7 @@ pub mod layout;
 mod lowering;
 mod matmul;
 mod ops;
-mod pack;
+pub mod pack;
 pub mod session;
 #[cfg(test)]
 mod tests;
@@ -45,6 +45,7 @@ use tessera_target::Target;
 
 pub use layout::Layout;
 pub use lowering::lower_program;
+pub use pack::vertex_cycles;
 pub use session::{tensor_bytes, SessionError, TileSession};
 
 /// Options of [`lower_program`].
@@ -119,6 +120,25 @@ pub struct TileMemory {
     pub peak: u64,
     /// Vertices placed on the tile (over all supersteps).
     pub vertices: u64,
+    /// Live bytes by category when the tile reached its peak.
+    pub at_peak: MemoryByCategory,
+}
+
+/// Bytes by what they hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryByCategory {
+    /// Parameters (always-live).
+    pub weights: u64,
+    /// Graph inputs (always-live).
+    pub inputs: u64,
+    /// Constants (always-live).
+    pub constants: u64,
+    /// Op results.
+    pub activations: u64,
+    /// Scratch blocks that exchange fills with vertex operands (and K-split partial sums).
+    pub exchange_buffers: u64,
+    /// Vertex temporaries (matmul result blocks before they are exchanged, lookups).
+    pub temporaries: u64,
 }
 
 /// The lowered plan: tile programs, host tensors, memory and cost per superstep.
@@ -140,6 +160,8 @@ pub struct TilePlan {
     pub costs: Vec<StepCost>,
     /// Memory of every tile, chip-major (`chip * tiles_per_chip + tile`).
     pub memory: Vec<TileMemory>,
+    /// Live bytes per chip (summed over its tiles) at the end of each superstep of `step`.
+    pub live_bytes: Vec<Vec<u64>>,
     /// The first tile over capacity, when lowered with `allow_oom`.
     pub oom: Option<OutOfMemory>,
     /// Clock of the target, for turning cycles into time.

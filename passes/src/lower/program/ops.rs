@@ -7,7 +7,7 @@
 //! and read cyclically by the vertex.
 
 use super::access::Access;
-use super::builder::{emit_runs, to_u32, Stage};
+use super::builder::{emit_runs, to_u32, Category, Stage};
 use super::layout::{Layout, Piece, Segment};
 use super::lowering::{Ctx, Val};
 use crate::lower::error::LowerError;
@@ -18,7 +18,7 @@ use tessera_runtime::vertex::Vertex;
 /// Scratch blocks of one op, freed after its compute.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    pub blocks: Vec<(TileRef, u64, u64)>,
+    pub blocks: Vec<(TileRef, u64, u64, Category)>,
 }
 
 impl Ctx<'_> {
@@ -56,8 +56,10 @@ impl Ctx<'_> {
         }
         let total: u64 = runs.iter().map(|r| r.1).sum();
         let bytes = total * eb;
-        let offset = self.b.alloc(tile, bytes, name, false)?;
-        scratch.blocks.push((tile, offset, bytes));
+        let offset = self.b.alloc(tile, bytes, name, Category::ExchangeBuffers)?;
+        scratch
+            .blocks
+            .push((tile, offset, bytes, Category::ExchangeBuffers));
         emit_runs(copies, &v.layout, eb, &runs, tile, offset)?;
         Ok(Region::new(
             to_u32(offset, "offset")?,
@@ -67,8 +69,8 @@ impl Ctx<'_> {
 
     /// Frees an op's scratch blocks.
     pub(crate) fn free_scratch(&mut self, scratch: Scratch) -> Result<(), LowerError> {
-        for (tile, offset, bytes) in scratch.blocks {
-            self.b.free(tile, offset, bytes)?;
+        for (tile, offset, bytes, category) in scratch.blocks {
+            self.b.free(tile, offset, bytes, category)?;
         }
         Ok(())
     }
@@ -85,12 +87,14 @@ impl Ctx<'_> {
                 label: label.to_string(),
                 copies,
             });
+            self.b.snapshot();
         }
         if !work.is_empty() {
             self.b.stages.push(Stage::Compute {
                 label: label.to_string(),
                 work,
             });
+            self.b.snapshot();
         }
     }
 
@@ -120,7 +124,8 @@ impl Ctx<'_> {
             Some(pieces) => self.b.alloc_like(&pieces, eb, &name),
             None => {
                 let n = node.ty.num_elements() as u64;
-                self.b.alloc_linear(chip, n, eb, row, &name, false)
+                self.b
+                    .alloc_linear(chip, n, eb, row, &name, Category::Activations)
             }
         }
     }
@@ -230,9 +235,14 @@ impl Ctx<'_> {
         let eb = v.eb();
         let n = node.ty.num_elements() as u64;
         let name = self.label(id);
-        let layout = self
-            .b
-            .alloc_linear(chip, n, eb, Self::grain(&shape), &name, false)?;
+        let layout = self.b.alloc_linear(
+            chip,
+            n,
+            eb,
+            Self::grain(&shape),
+            &name,
+            Category::Activations,
+        )?;
         let mut copies = Vec::new();
         for p in layout.pieces().unwrap_or(&[]) {
             let runs = access.runs(p.start, p.end);

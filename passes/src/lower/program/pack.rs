@@ -9,7 +9,7 @@
 use super::builder::{to_u32, Stage};
 use super::layout::Layout;
 use super::lowering::Ctx;
-use super::{HostTensor, StepCost, TileMemory, TilePlan};
+use super::{HostTensor, MemoryByCategory, StepCost, TileMemory, TilePlan};
 use crate::lower::error::{LowerError, OutOfMemory, TileTensor};
 use std::collections::HashMap;
 use tessera_ir::NodeId;
@@ -19,8 +19,9 @@ use tessera_runtime::program::{
 use tessera_runtime::vertex::{Elem, Vertex};
 use tessera_target::Target;
 
-/// Estimated cycles of one vertex on the target.
-pub(crate) fn vertex_cycles(v: &Vertex, target: &Target) -> u64 {
+/// Estimated cycles of one vertex on the target: MACs at the AMP rate for matmuls, bytes
+/// read and written at the workers' load/store rate for the others.
+pub fn vertex_cycles(v: &Vertex, target: &Target) -> u64 {
     let workers = f64::from(target.worker_threads_per_tile.max(1));
     let ls = target.load_store_bytes_per_cycle_per_worker.max(1e-9) * workers;
     let streamed = |bytes: u64| (bytes as f64 / ls).ceil() as u64;
@@ -123,12 +124,15 @@ pub(crate) fn finish(
     let mut steps: Vec<Superstep> = vec![Superstep::default()];
     let mut labels: Vec<Vec<String>> = vec![Vec::new()];
     let mut index: HashMap<TileRef, usize> = HashMap::new();
-    for stage in std::mem::take(&mut cx.b.stages) {
+    let timeline = std::mem::take(&mut cx.b.timeline);
+    let mut live_bytes: Vec<Vec<u64>> = vec![vec![0; chips as usize]];
+    for (si, stage) in std::mem::take(&mut cx.b.stages).into_iter().enumerate() {
         let closed = steps.last().is_some_and(|s| !s.exchange.is_empty());
         match stage {
             Stage::Compute { label, work } => {
                 if closed {
                     steps.push(Superstep::default());
+                    live_bytes.push(vec![0; chips as usize]);
                     labels.push(Vec::new());
                     index.clear();
                 }
@@ -145,6 +149,7 @@ pub(crate) fn finish(
             Stage::Exchange { label, copies } => {
                 if closed {
                     steps.push(Superstep::default());
+                    live_bytes.push(vec![0; chips as usize]);
                     labels.push(Vec::new());
                     index.clear();
                 }
@@ -155,6 +160,11 @@ pub(crate) fn finish(
                 if lab.last() != Some(&label) {
                     lab.push(label);
                 }
+            }
+        }
+        if let (Some(now), Some(cur)) = (timeline.get(si), live_bytes.last_mut()) {
+            for (c, &v) in cur.iter_mut().zip(now) {
+                *c = (*c).max(v);
             }
         }
     }
@@ -231,6 +241,14 @@ pub(crate) fn finish(
                 always_live: b.always_live,
                 peak: b.arena.peak_end,
                 vertices: b.vertices,
+                at_peak: MemoryByCategory {
+                    weights: b.at_peak[0],
+                    inputs: b.at_peak[1],
+                    constants: b.at_peak[2],
+                    activations: b.at_peak[3],
+                    exchange_buffers: b.at_peak[4],
+                    temporaries: b.at_peak[5],
+                },
             })
             .collect();
     let mut plan = TilePlan {
@@ -254,6 +272,7 @@ pub(crate) fn finish(
         outputs: out_tensors,
         costs,
         memory,
+        live_bytes,
         oom: None,
         clock_hz: target.clock_hz,
     };

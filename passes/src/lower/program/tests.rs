@@ -268,6 +268,36 @@ fn lxmert_tiny_on_one_chip_matches_the_evaluator() {
 }
 
 #[test]
+fn memory_categories_add_up() {
+    let g = lxmert("lxmert-tiny", 7, 5);
+    let plan = lower_program(
+        &g,
+        &tessera_target::target::presets::mk2(),
+        &LowerOptions::default(),
+    )
+    .unwrap();
+    let param_bytes: u64 = g
+        .params()
+        .iter()
+        .map(|&p| g.node(p).ty.size_bytes() as u64)
+        .sum();
+    let weights: u64 = plan.memory.iter().map(|m| m.at_peak.weights).sum();
+    // Every parameter byte is on some tile (pieces are rounded up to 8 bytes).
+    assert!(weights >= param_bytes, "{weights} < {param_bytes}");
+    assert!(weights < param_bytes + 8 * 4096, "{weights}");
+    for m in &plan.memory {
+        let c = m.at_peak;
+        assert_eq!(c.weights + c.inputs + c.constants, m.always_live);
+        let live =
+            c.weights + c.inputs + c.constants + c.activations + c.exchange_buffers + c.temporaries;
+        assert!(live <= m.peak, "{live} > {}", m.peak);
+    }
+    assert_eq!(plan.live_bytes.len(), plan.step.supersteps.len());
+    let always: u64 = plan.memory.iter().map(|m| m.always_live).sum();
+    assert!(plan.live_bytes.iter().all(|l| l[0] >= always));
+}
+
+#[test]
 fn lxmert_tiny_on_four_small_chips_matches_the_evaluator() {
     let mut g = lxmert("lxmert-tiny", 7, 5);
     // Stages by topological position: four contiguous quarters (inter-chip copies between).

@@ -22,7 +22,7 @@ pub(crate) use split::{choose_split, macs_rate, Dims, Split};
 pub(crate) use weights::MmPlan;
 
 use super::access::Access;
-use super::builder::{emit_runs, to_u32};
+use super::builder::{emit_runs, to_u32, Category};
 use super::layout::Segment;
 use super::lowering::{Ctx, Val};
 use super::ops::Scratch;
@@ -106,8 +106,10 @@ impl Ctx<'_> {
             return Ok(r);
         }
         let bytes: u64 = runs.iter().map(|r| r.1).sum::<u64>() * eb;
-        let offset = self.b.alloc(tile, bytes, name, false)?;
-        scratch.blocks.push((tile, offset, bytes));
+        let offset = self.b.alloc(tile, bytes, name, Category::ExchangeBuffers)?;
+        scratch
+            .blocks
+            .push((tile, offset, bytes, Category::ExchangeBuffers));
         emit_runs(copies, &v.layout, eb, runs, tile, offset)?;
         Ok(Region::new(
             to_u32(offset, "offset")?,
@@ -291,10 +293,15 @@ impl Ctx<'_> {
                             &format!("B block of {label}"),
                         )?;
                         let c_bytes = (m1 - m0) * (n1 - n0) * part_b;
-                        let c_off =
-                            self.b
-                                .alloc(tile, c_bytes, &format!("C block of {label}"), false)?;
-                        scratch.blocks.push((tile, c_off, c_bytes));
+                        let c_off = self.b.alloc(
+                            tile,
+                            c_bytes,
+                            &format!("C block of {label}"),
+                            Category::Temporaries,
+                        )?;
+                        scratch
+                            .blocks
+                            .push((tile, c_off, c_bytes, Category::Temporaries));
                         let c = Region::new(to_u32(c_off, "offset")?, to_u32(c_bytes, "length")?);
                         self.b.note_vertex(
                             tile,
@@ -353,9 +360,11 @@ impl Ctx<'_> {
                     *tile,
                     u64::from(pr.len),
                     &format!("partials of {label}"),
-                    false,
+                    Category::ExchangeBuffers,
                 )?;
-                scratch.blocks.push((*tile, off, u64::from(pr.len)));
+                scratch
+                    .blocks
+                    .push((*tile, off, u64::from(pr.len), Category::ExchangeBuffers));
                 copies.push(Exchange {
                     src: TileRegion {
                         tile: *pt,
@@ -378,10 +387,15 @@ impl Ctx<'_> {
             }
             let result = if partials != out_elem {
                 let bytes = u64::from(c.len) / part_b * out_b;
-                let off = self
-                    .b
-                    .alloc(*tile, bytes, &format!("result block of {label}"), false)?;
-                scratch.blocks.push((*tile, off, bytes));
+                let off = self.b.alloc(
+                    *tile,
+                    bytes,
+                    &format!("result block of {label}"),
+                    Category::Temporaries,
+                )?;
+                scratch
+                    .blocks
+                    .push((*tile, off, bytes, Category::Temporaries));
                 let dst = Region::new(to_u32(off, "offset")?, to_u32(bytes, "length")?);
                 work.push((
                     *tile,
@@ -403,9 +417,14 @@ impl Ctx<'_> {
         // Stage 3: blocks into the result's row layout.
         let name = self.label(id);
         let total = node.ty.num_elements() as u64;
-        let layout = self
-            .b
-            .alloc_linear(chip, total, out_b, dims.n.max(1), &name, false)?;
+        let layout = self.b.alloc_linear(
+            chip,
+            total,
+            out_b,
+            dims.n.max(1),
+            &name,
+            Category::Activations,
+        )?;
         let mut copies: Vec<Exchange> = Vec::new();
         let mut segs: Vec<Segment> = Vec::new();
         for (t, mi, ni, tile, r) in finals {

@@ -8,6 +8,7 @@
 
 use super::{MmShape, Split};
 use crate::lower::error::LowerError;
+use crate::lower::program::builder::Category;
 use crate::lower::program::layout::{Layout, Piece};
 use crate::lower::program::lowering::Ctx;
 use tessera_ir::{NodeId, Op};
@@ -98,7 +99,7 @@ impl Ctx<'_> {
                 let item = ni * ck + ki;
                 let tile = TileRef::new(chip, ((start + item) % tiles) as u32);
                 let bytes = (n1 - n0) * (k1 - k0) * eb;
-                let offset = self.b.alloc(tile, bytes, name, true)?;
+                let offset = self.b.alloc(tile, bytes, name, Category::Weights)?;
                 // Stored rows: W[n, k0..k1] for a transposed B ([N, K]), else B[k, n0..n1].
                 let (rows, (r0, r1), (c0, c1), width) = if sh.tb {
                     (d.n, (n0, n1), (k0, k1), d.k)
