@@ -1,15 +1,15 @@
 //! The lowering driver: values, buffers with liveness, sources (parameters, inputs,
 //! constants), and the dispatch of every op to its emitter.
 
-use super::builder::{Builder, Category};
-use super::layout::{ColBlock, Layout};
+use super::builder::Builder;
+use super::layout::Layout;
 use super::matmul::weights::WeightBlock;
 use super::matmul::MmPlan;
 use super::{HostConstant, HostTensor, LowerOptions, TilePlan};
 use crate::lower::error::LowerError;
 use std::collections::HashMap;
 use tessera_ir::{DType, Graph, NodeId, Op};
-use tessera_runtime::program::{HostBuffer, Region, StreamCopy, TileRef, TileRegion};
+use tessera_runtime::program::{HostBuffer, StreamCopy, TileRef};
 use tessera_runtime::vertex::{Elem, Vertex};
 use tessera_target::Target;
 
@@ -64,7 +64,7 @@ pub(crate) struct Ctx<'g> {
     /// Matmuls whose split was planned with their weight's layout.
     pub mm_plans: HashMap<NodeId, MmPlan>,
     /// Weights laid out for their matmul: layout and host-streamed blocks.
-    weights: HashMap<NodeId, (Layout, Vec<WeightBlock>)>,
+    pub(crate) weights: HashMap<NodeId, (Layout, Vec<WeightBlock>)>,
 }
 
 /// The runtime element type of a dtype, if tile memory can hold it.
@@ -220,217 +220,6 @@ impl<'g> Ctx<'g> {
     pub fn grain(shape: &[usize]) -> u64 {
         shape.last().copied().unwrap_or(1).max(1) as u64
     }
-
-    fn lower_source(&mut self, id: NodeId, gather_tables: &[NodeId]) -> Result<(), LowerError> {
-        let node = self.graph.node(id);
-        let ty = node.ty.clone();
-        let n = ty.num_elements() as u64;
-        let eb = ty.dtype.size_bytes() as u64;
-        let chip = self.chip(id)?;
-        let name = self.label(id);
-        let elem = self.elem(id)?;
-        let category = match node.op {
-            Op::Param { .. } => Category::Weights,
-            Op::Input { .. } => Category::Inputs,
-            _ => Category::Constants,
-        };
-        let planned = self.weights.remove(&id);
-        let layout = if let Some((layout, _)) = &planned {
-            layout.clone()
-        } else if gather_tables.contains(&id) && ty.shape.len() == 2 {
-            self.column_blocks(chip, ty.shape[0] as u64, ty.shape[1] as u64, eb, &name)?
-        } else {
-            self.b
-                .alloc_linear(chip, n, eb, Self::grain(&ty.shape), &name, category)?
-        };
-        match &node.op {
-            Op::Param { name: pname, .. } => {
-                let buffer = self.load_buffers.len() as u32;
-                self.load_buffers.push(HostBuffer {
-                    name: pname.clone(),
-                    bytes: ty.size_bytes() as u64,
-                });
-                self.params.push(HostTensor {
-                    name: pname.clone(),
-                    ty: ty.clone(),
-                    buffer,
-                });
-                match &planned {
-                    Some((_, blocks)) => {
-                        for b in blocks {
-                            self.load_copies.push(StreamCopy::strided(
-                                buffer,
-                                b.host_offset,
-                                TileRegion {
-                                    tile: b.tile,
-                                    region: Region::new(
-                                        super::builder::to_u32(b.offset, "offset")?,
-                                        super::builder::to_u32(b.bytes, "length")?,
-                                    ),
-                                },
-                                super::builder::to_u32(b.row_bytes, "row length")?,
-                                b.row_stride,
-                            ));
-                        }
-                    }
-                    None => {
-                        let copies = stream_copies(&layout, buffer, eb)?;
-                        self.load_copies.extend(copies);
-                    }
-                }
-            }
-            Op::Input { name: iname, .. } => {
-                let buffer = self.step_buffers.len() as u32;
-                self.step_buffers.push(HostBuffer {
-                    name: iname.clone(),
-                    bytes: ty.size_bytes() as u64,
-                });
-                self.inputs.push(HostTensor {
-                    name: iname.clone(),
-                    ty: ty.clone(),
-                    buffer,
-                });
-                let copies = stream_copies(&layout, buffer, eb)?;
-                self.step_in.extend(copies);
-            }
-            Op::Full { value, .. } => {
-                let Layout::Linear(pieces) = &layout else {
-                    return Err(self.unsupported(id, "a constant cannot be a gather table"));
-                };
-                if elem == Elem::I64 {
-                    let bytes: Vec<u8> =
-                        (0..n).flat_map(|_| (*value as i64).to_le_bytes()).collect();
-                    self.constant(&layout, bytes, &name, eb)?;
-                } else {
-                    for p in pieces {
-                        self.load_fills.push((
-                            p.tile,
-                            Vertex::Fill {
-                                elem,
-                                dst: Region::new(
-                                    super::builder::to_u32(p.offset, "offset")?,
-                                    super::builder::to_u32((p.end - p.start) * eb, "length")?,
-                                ),
-                                value: *value as f32,
-                            },
-                        ));
-                    }
-                }
-            }
-            Op::Iota { axis, .. } => {
-                let strides = super::access::row_major(&ty.shape);
-                let (s, d) = (
-                    strides.get(*axis).copied().unwrap_or(1),
-                    ty.shape.get(*axis).copied().unwrap_or(1) as u64,
-                );
-                let vals = (0..n).map(|i| (i / s) % d.max(1));
-                let bytes: Vec<u8> = match elem {
-                    Elem::I64 => vals.flat_map(|v| (v as i64).to_le_bytes()).collect(),
-                    Elem::F32 => vals.flat_map(|v| (v as f32).to_le_bytes()).collect(),
-                    Elem::F16 => vals
-                        .flat_map(|v| half::f16::from_f64(v as f64).to_le_bytes())
-                        .collect(),
-                };
-                self.constant(&layout, bytes, &name, eb)?;
-            }
-            _ => return Err(self.unsupported(id, "not a source")),
-        }
-        self.define(id, layout, true)
-    }
-
-    fn constant(
-        &mut self,
-        layout: &Layout,
-        bytes: Vec<u8>,
-        name: &str,
-        eb: u64,
-    ) -> Result<(), LowerError> {
-        let buffer = self.load_buffers.len() as u32;
-        self.load_buffers.push(HostBuffer {
-            name: name.to_string(),
-            bytes: bytes.len() as u64,
-        });
-        self.constants.push(HostConstant { buffer, bytes });
-        let copies = stream_copies(layout, buffer, eb)?;
-        self.load_copies.extend(copies);
-        Ok(())
-    }
-
-    /// Column blocks of a `[rows, cols]` table over the chip's tiles: each block as wide as a
-    /// quarter of a tile's memory allows.
-    fn column_blocks(
-        &mut self,
-        chip: u32,
-        rows: u64,
-        cols: u64,
-        eb: u64,
-        name: &str,
-    ) -> Result<Layout, LowerError> {
-        let budget = self.target.bytes_per_tile / 4;
-        let width = (budget / (rows * eb).max(1)).clamp(1, cols.max(1));
-        let mut blocks = Vec::new();
-        let mut c0 = 0;
-        let mut i = 0u64;
-        let start = u64::from(self.b.reserve_tiles(chip, cols.div_ceil(width)));
-        while c0 < cols {
-            let c1 = (c0 + width).min(cols);
-            let tile = TileRef::new(chip, ((start + i) % u64::from(self.b.tiles)) as u32);
-            let offset = self
-                .b
-                .alloc(tile, rows * (c1 - c0) * eb, name, Category::Weights)?;
-            blocks.push(ColBlock {
-                c0,
-                c1,
-                tile,
-                offset,
-            });
-            c0 = c1;
-            i += 1;
-        }
-        Ok(Layout::Columns { rows, cols, blocks })
-    }
-}
-
-/// Host → tile stream copies filling `layout` from a row-major host buffer.
-fn stream_copies(layout: &Layout, buffer: u32, eb: u64) -> Result<Vec<StreamCopy>, LowerError> {
-    use super::builder::to_u32;
-    Ok(match layout {
-        Layout::Linear(pieces) => pieces
-            .iter()
-            .map(|p| {
-                Ok(StreamCopy::contiguous(
-                    buffer,
-                    p.start * eb,
-                    TileRegion {
-                        tile: p.tile,
-                        region: Region::new(
-                            to_u32(p.offset, "offset")?,
-                            to_u32((p.end - p.start) * eb, "length")?,
-                        ),
-                    },
-                ))
-            })
-            .collect::<Result<_, LowerError>>()?,
-        Layout::Columns { rows, cols, blocks } => blocks
-            .iter()
-            .map(|b| {
-                let row_bytes = (b.c1 - b.c0) * eb;
-                Ok(StreamCopy {
-                    buffer,
-                    buffer_offset: b.c0 * eb,
-                    tile: TileRegion {
-                        tile: b.tile,
-                        region: Region::new(
-                            to_u32(b.offset, "offset")?,
-                            to_u32(rows * row_bytes, "length")?,
-                        ),
-                    },
-                    row_bytes: to_u32(row_bytes, "row length")?,
-                    row_stride: cols * eb,
-                })
-            })
-            .collect::<Result<_, LowerError>>()?,
-    })
 }
 
 /// Lowers `graph` to a [`TilePlan`] for `target` (see the module docs).

@@ -34,6 +34,7 @@ mod matmul;
 mod ops;
 pub mod pack;
 pub mod session;
+mod sources;
 #[cfg(test)]
 mod tests;
 
