@@ -9,14 +9,17 @@
 //! 4. **pipeline**: placement on the replica's IPUs, recomputation on the placed graph,
 //!    inter-chip copies and stash restores, costed by `tessera-cost`
 //!    ([`tessera_passes::pipeline`]);
-//! 5. the [`tessera_plan::CompileReport`] (stage table, predicted samples/s, timings) and the [`Plan`].
+//! 5. the [`tessera_plan::CompileReport`] (stage table, predicted samples/s, timings) and the [`Plan`];
+//! 6. for forward plans, [`lower_tiles`] (called after [`compile`]) adds the tile program.
 //!
 //! The transform list is how passes that are not part of this driver plug in: each is a
 //! named function from graph to graph, verified after it runs.
 
 mod report;
+mod tiles;
 
 pub use report::{report_text, stage_rows};
+pub use tiles::{lower_tiles, matmul_proportion, TileOptions};
 
 use anyhow::{Context, Result};
 use std::time::Instant;

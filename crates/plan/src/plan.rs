@@ -5,7 +5,19 @@ use crate::{CompileReport, PlanError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tessera_ir::Graph;
+use tessera_passes::lower::program::TilePlan;
 use tessera_target::{IpuConfig, Target};
+
+/// The model a plan was compiled from, so that a run of the plan can get the model's
+/// default weights (a model directory's `model.safetensors`, or the seeded initialisation
+/// of a preset or `config.json`) the way a run of the model does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The MODEL argument: a preset name, or a path (made absolute when it existed).
+    pub model: String,
+    /// The seed of the random initialisation used when no weights are given.
+    pub seed: u64,
+}
 
 /// A compiled plan (see the crate documentation).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,10 +33,16 @@ pub struct Plan {
     ipu_config_json: String,
     /// The compile report.
     pub report: CompileReport,
+    /// What the plan was compiled from.
+    pub source: Source,
+    /// The tile program (forward plans; `None` for training plans, which the tile lowering
+    /// does not cover yet).
+    pub tiles: Option<TilePlan>,
 }
 
 impl Plan {
-    /// A plan of the current format version.
+    /// A plan of the current format version, with no tile program and the source
+    /// `report.settings.model` with seed 0 (set [`Plan::source`] and [`Plan::tiles`] after).
     pub fn new(
         graph: Graph,
         target: Target,
@@ -38,7 +56,12 @@ impl Plan {
             graph,
             target,
             ipu_config_json,
+            source: Source {
+                model: report.settings.model.clone(),
+                seed: 0,
+            },
             report,
+            tiles: None,
         })
     }
 
