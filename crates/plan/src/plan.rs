@@ -197,6 +197,41 @@ mod tests {
     }
 
     #[test]
+    fn tile_program_and_source_round_trip() {
+        let mut g = Graph::new("t");
+        let t = TensorType::new(DType::F32, vec![4, 8]);
+        let x = g.input("x", t.clone()).unwrap();
+        let w = g.param("w", t).unwrap();
+        let y = g.add(Op::Binary(BinaryOp::Add), &[x, w], "m").unwrap();
+        g.set_output("y", y).unwrap();
+        let target = Target::preset("mk2").unwrap();
+        let tiles = tessera_passes::lower::program::lower_for(&g, &target, 1).unwrap();
+        let mut plan = sample();
+        assert_eq!(plan.source.model, "toy");
+        assert!(plan.tiles.is_none());
+        plan.source.seed = 42;
+        plan.tiles = Some(tiles.clone());
+        let back = Plan::from_bytes(&plan.to_bytes().unwrap(), "<bytes>").unwrap();
+        assert_eq!(back.tiles, Some(tiles));
+        assert_eq!(
+            back.source,
+            Source {
+                model: "toy".into(),
+                seed: 42
+            }
+        );
+    }
+
+    #[test]
+    fn plans_of_the_previous_format_are_refused_with_a_hint() {
+        let mut bytes = sample().to_bytes().unwrap();
+        bytes[7..11].copy_from_slice(&1u32.to_le_bytes());
+        let e = Plan::from_bytes(&bytes, "v1.tsp").unwrap_err();
+        assert!(matches!(e, PlanError::Version { found: 1, .. }), "{e}");
+        assert!(e.to_string().contains("recompile"), "{e}");
+    }
+
+    #[test]
     fn bad_files_are_named_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.tsp");
