@@ -37,6 +37,10 @@ fn execute(
     finish(a, outputs, "tile emulator", run.runs, run.elapsed)
 }
 
+/// Input tensors by name, with the LXMERT shapes and whether a visual attention mask was
+/// given (`None` for text IR).
+type Feeds = (HashMap<String, Tensor>, Option<(Shapes, bool)>);
+
 /// Feeds for `graph` from the `--inputs` file: LXMERT's (with transformers' defaults), or
 /// exactly the graph's inputs for text IR. Also returns the LXMERT shapes and whether a
 /// visual attention mask was given.
@@ -44,7 +48,7 @@ fn read_feeds(
     a: &RunArgs,
     spec: &ModelSpec,
     ir_graph: impl FnOnce() -> Result<Graph>,
-) -> Result<(HashMap<String, Tensor>, Option<(Shapes, bool)>)> {
+) -> Result<Feeds> {
     let tensors = tessera_ir::io::load_safetensors(&a.inputs)?;
     match spec.lxmert_config() {
         Some(config) => {
@@ -146,7 +150,7 @@ pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
     };
     if let Some(extra) = inputs.keys().find(|n| !takes(n)) {
         bail!(
-            "{}: input `{extra}` is not an input of the plan {} (compile the model with it)",
+            "{}: input `{extra}` is not an input of the plan {} (it was compiled without it)",
             a.inputs.display(),
             path.display()
         );
