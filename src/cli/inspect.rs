@@ -7,14 +7,20 @@
 //! `loss,autodiff` with `--train`, and `mixed-precision` first with `--precision fp16`;
 //! `--emit` shows the final graph. See `tessera::pipeline` for the printing and dumping
 //! conventions (MLIR's and XLA's).
+//!
+//! `tessera inspect PLAN [--json]` (a file written by `tessera compile`, recognised by its
+//! contents) summarises the plan instead: model, target, and its tile program's supersteps,
+//! vertices, exchange, estimated time and tile memory ([`tessera::plan_info`]).
 
 use super::precision::PrecisionArgs;
 use super::{emit, ShapeArgs};
 use anyhow::{anyhow, Result};
 use clap::{Args, ValueEnum};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tessera::execute::is_plan_file;
 use tessera::pipeline::{DumpDir, PassSelection, Printer};
+use tessera::plan_info::plan_info;
 use tessera::{model, summary};
 use tessera_ir::Graph;
 use tessera_lxmert::BuildOptions;
@@ -47,13 +53,20 @@ enum Labels {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A preset (lxmert-base, lxmert-tiny), a config.json, a Hugging Face model directory, or a text-IR file.
+    /// A preset (lxmert-base, lxmert-tiny), a config.json, a Hugging Face model directory, a
+    /// text-IR file, or a plan written by `tessera compile`.
     #[arg(required_unless_present = "explain_precision")]
     model: Option<String>,
     /// What to show of the final graph [default: summary, or nothing with --print-*].
     #[arg(long, value_enum)]
     emit: Option<Emit>,
     /// Print the summary as JSON (keys: parameters, parameter_bytes, forward_flops, ops, nodes, ...).
+    /// For a plan: model, seed, train, precision, target, chips, tiles_per_chip, tiles (null
+    /// without a tile program) = {supersteps, vertices, vertices_by_kind, exchange_bytes,
+    /// inter_chip_bytes, cycles, seconds, oom (the out-of-memory report or null), memory =
+    /// {capacity, always_live_bytes, tiles_over_capacity, fullest_tile = {chip, tile, peak},
+    /// chips = [{chip, max_peak, mean_peak, fullest_tile}]}, top_supersteps = [{index, label,
+    /// cycles, exchange_bytes}] (the 10 with the most estimated cycles)}.
     #[arg(long)]
     json: bool,
     /// Group the per-scope table at this many scope components (default: per module instance).
@@ -108,6 +121,9 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         .model
         .as_deref()
         .ok_or_else(|| anyhow!("MODEL is required"))?;
+    if is_plan_file(Path::new(model_arg)) {
+        return inspect_plan(Path::new(model_arg), a.json);
+    }
     let spec = model::resolve(model_arg)?;
     let opts = BuildOptions {
         visual_attention_mask: a.shapes.visual_attention_mask,
@@ -212,4 +228,16 @@ fn render(e: Emit, a: &InspectArgs, graph: &Graph) -> Result<String> {
         (Emit::Dot, _) => tessera_ir::dot::to_dot(graph),
         (Emit::Json, _) => serde_json::to_string(graph)? + "\n",
     })
+}
+
+/// `tessera inspect PLAN [--json]`.
+fn inspect_plan(path: &Path, json: bool) -> Result<()> {
+    let plan = tessera_plan::Plan::load(path)?;
+    let info = plan_info(&plan);
+    let text = if json {
+        serde_json::to_string_pretty(&info)? + "\n"
+    } else {
+        info.to_text()
+    };
+    emit(&text, None)
 }

@@ -1,6 +1,7 @@
 //! Argument definitions (clap) and dispatch to the subcommands.
 
 mod compile;
+mod compile_flags;
 mod inspect;
 pub mod precision;
 mod run;
@@ -18,9 +19,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show a model's graph: summary, text IR, Graphviz DOT, or JSON.
+    /// Show a model's graph (summary, text IR, Graphviz DOT, or JSON) or summarise a plan.
     Inspect(inspect::InspectArgs),
-    /// Execute a model on inputs from a safetensors file.
+    /// Execute a model (reference evaluator or emulated tiles) or a plan on inputs from a safetensors file.
     Run(run::RunArgs),
     /// Compile a model to a plan: pipeline placement, recomputation, stage table, predicted throughput.
     Compile(compile::CompileArgs),

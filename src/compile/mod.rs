@@ -8,15 +8,20 @@
 //!    **autodiff**, then the transforms at [`TransformPoint::Training`];
 //! 4. **pipeline**: placement on the replica's IPUs, recomputation on the placed graph,
 //!    inter-chip copies and stash restores, costed by `tessera-cost`
-//!    ([`tessera_passes::pipeline`]);
-//! 5. the [`tessera_plan::CompileReport`] (stage table, predicted samples/s, timings) and the [`Plan`].
+//!    ([`tessera_passes::pipeline`]); a forward graph that the chip-level memory estimate
+//!    says does not fit is placed without that bound (with a warning), since the tile
+//!    lowering checks memory exactly;
+//! 5. the [`tessera_plan::CompileReport`] (stage table, predicted samples/s, timings) and the [`Plan`];
+//! 6. for forward plans, [`lower_tiles`] (called after [`compile`]) adds the tile program.
 //!
 //! The transform list is how passes that are not part of this driver plug in: each is a
 //! named function from graph to graph, verified after it runs.
 
 mod report;
+mod tiles;
 
 pub use report::{report_text, stage_rows};
+pub use tiles::{lower_tiles, matmul_proportion, TileOptions};
 
 use anyhow::{Context, Result};
 use std::time::Instant;
@@ -28,7 +33,7 @@ use tessera_passes::mixed_precision::{
     autodiff_scaled, mixed_precision, PrecisionConfig, NAME as MIXED_PRECISION,
 };
 use tessera_passes::recompute::{RecomputeConfig, RecomputeMode};
-use tessera_passes::{LayerRule, PipelineConfig, Placement};
+use tessera_passes::{LayerRule, PipelineConfig, PipelineError, Placement};
 use tessera_plan::{PassTiming, Plan, RunSettings};
 use tessera_target::{IpuConfig, Target};
 
@@ -104,6 +109,15 @@ pub fn precision_transforms(cfg: Option<&PrecisionConfig>) -> Vec<Transform> {
     }]
 }
 
+/// `target` with room for any placement: the chip-level memory bound of the pipeline pass
+/// lifted (tile memory ×1024), everything else as it is.
+fn unbounded(target: &Target) -> Target {
+    Target {
+        bytes_per_tile: target.bytes_per_tile.saturating_mul(1024),
+        ..target.clone()
+    }
+}
+
 /// Runs `transform` and verifies its result.
 fn run_transform(t: &Transform, graph: &Graph) -> Result<Graph> {
     let out = (t.run)(graph).with_context(|| format!("pass `{}`", t.name))?;
@@ -175,7 +189,29 @@ pub fn compile(
         }),
         ..PipelineConfig::new(opts.placement.clone(), cost)
     };
-    let (placed, pipeline) = tessera_passes::pipeline(&graph, &cfg, &opts.target)?;
+    let mut warnings = opts.warnings.clone();
+    let (placed, pipeline) = match tessera_passes::pipeline(&graph, &cfg, &opts.target) {
+        Ok(r) => r,
+        Err(e @ (PipelineError::NothingFits { .. } | PipelineError::DoesNotFit { .. }))
+            if !opts.train =>
+        {
+            // A forward plan is lowered to tiles, whose allocation is exact: place it without
+            // the chip-level estimate's bound and let the lowering decide (its out-of-memory
+            // report names the tile and the tensors on it).
+            warnings.push(format!(
+                "{e}; placed without the chip-level memory bound (the tile lowering checks memory exactly)"
+            ));
+            let (placed, mut pipeline) =
+                tessera_passes::pipeline(&graph, &cfg, &unbounded(&opts.target))?;
+            let capacity = opts.target.bytes_per_chip();
+            for s in &mut pipeline.stages {
+                s.memory.capacity = capacity;
+                s.memory.fits = s.memory.total <= capacity;
+            }
+            (placed, pipeline)
+        }
+        Err(e) => return Err(e.into()),
+    };
     timed("recompute+pipeline", t, &placed);
     let mut settings = opts.settings.clone();
     settings.train = opts.train;
@@ -196,7 +232,7 @@ pub fn compile(
         &pipeline,
         passes,
         &placed,
-        opts.warnings.clone(),
+        warnings,
         start.elapsed().as_secs_f64(),
     );
     Ok(Plan::new(

@@ -19,7 +19,9 @@ pub const MAGIC: &[u8; 7] = b"TSPLAN\0";
 
 /// The format version this build writes and reads. Bump it whenever [`crate::Plan`] or
 /// anything it contains changes its serialised form.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the tile program ([`crate::Plan::tiles`]) and the model source
+/// ([`crate::Plan::source`]).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7 + 4 + 8 + 8;
@@ -170,10 +172,8 @@ mod tests {
         other[7..11].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         let e = split(&other, "old.tsp").unwrap_err();
         assert!(matches!(e, PlanError::Version { .. }));
-        assert!(
-            e.to_string().contains("old.tsp: plan format version 2"),
-            "{e}"
-        );
+        let want = format!("old.tsp: plan format version {}", FORMAT_VERSION + 1);
+        assert!(e.to_string().contains(&want), "{e}");
         let mut flipped = file;
         let last = flipped.len() - 1;
         flipped[last] ^= 1;

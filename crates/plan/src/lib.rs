@@ -1,7 +1,10 @@
-//! Tessera's compiled plan: what `tessera compile` writes and the runtime will read.
+//! Tessera's compiled plan: what `tessera compile` writes and `tessera run` executes.
 //!
 //! A [`Plan`] holds the placed graph (every node with its pipeline stage, inter-chip
-//! copies and stash restores; the tile-level part comes with the lowering), the
+//! copies and stash restores), the tile program of forward plans
+//! ([`tessera_passes::lower::program::TilePlan`]: what every tile holds and runs in each
+//! superstep, with its memory and cost estimates), the model it was compiled from
+//! ([`Source`]: so a run can initialise the same weights), the
 //! [`tessera_target::Target`] it was compiled for, the optimum-graphcore IPU configuration
 //! it was compiled with, and the compile report ([`CompileReport`]: the stage table and
 //! the predicted throughput). The runtime never sees the mutable IR's passes, only this.
@@ -22,7 +25,7 @@ mod plan;
 
 pub use error::PlanError;
 pub use format::{FORMAT_VERSION, MAGIC};
-pub use plan::Plan;
+pub use plan::{Plan, Source};
 pub use report::{
     Comparison, CompileReport, MemoryRow, PassTiming, RecomputeRow, RunSettings, StageRow,
 };

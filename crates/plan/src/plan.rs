@@ -5,7 +5,19 @@ use crate::{CompileReport, PlanError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tessera_ir::Graph;
+use tessera_passes::lower::program::TilePlan;
 use tessera_target::{IpuConfig, Target};
+
+/// The model a plan was compiled from, so that a run of the plan can get the model's
+/// default weights (a model directory's `model.safetensors`, or the seeded initialisation
+/// of a preset or `config.json`) the way a run of the model does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The MODEL argument: a preset name, or a path (made absolute when it existed).
+    pub model: String,
+    /// The seed of the random initialisation used when no weights are given.
+    pub seed: u64,
+}
 
 /// A compiled plan (see the crate documentation).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,10 +33,16 @@ pub struct Plan {
     ipu_config_json: String,
     /// The compile report.
     pub report: CompileReport,
+    /// What the plan was compiled from.
+    pub source: Source,
+    /// The tile program (forward plans; `None` for training plans, which the tile lowering
+    /// does not cover yet).
+    pub tiles: Option<TilePlan>,
 }
 
 impl Plan {
-    /// A plan of the current format version.
+    /// A plan of the current format version, with no tile program and the source
+    /// `report.settings.model` with seed 0 (set [`Plan::source`] and [`Plan::tiles`] after).
     pub fn new(
         graph: Graph,
         target: Target,
@@ -38,7 +56,12 @@ impl Plan {
             graph,
             target,
             ipu_config_json,
+            source: Source {
+                model: report.settings.model.clone(),
+                seed: 0,
+            },
             report,
+            tiles: None,
         })
     }
 
@@ -171,6 +194,41 @@ mod tests {
         assert_eq!(loaded.to_bytes().unwrap(), bytes);
         // Nothing but the plan is left in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn tile_program_and_source_round_trip() {
+        let mut g = Graph::new("t");
+        let t = TensorType::new(DType::F32, vec![4, 8]);
+        let x = g.input("x", t.clone()).unwrap();
+        let w = g.param("w", t).unwrap();
+        let y = g.add(Op::Binary(BinaryOp::Add), &[x, w], "m").unwrap();
+        g.set_output("y", y).unwrap();
+        let target = Target::preset("mk2").unwrap();
+        let tiles = tessera_passes::lower::program::lower_for(&g, &target, 1).unwrap();
+        let mut plan = sample();
+        assert_eq!(plan.source.model, "toy");
+        assert!(plan.tiles.is_none());
+        plan.source.seed = 42;
+        plan.tiles = Some(tiles.clone());
+        let back = Plan::from_bytes(&plan.to_bytes().unwrap(), "<bytes>").unwrap();
+        assert_eq!(back.tiles, Some(tiles));
+        assert_eq!(
+            back.source,
+            Source {
+                model: "toy".into(),
+                seed: 42
+            }
+        );
+    }
+
+    #[test]
+    fn plans_of_the_previous_format_are_refused_with_a_hint() {
+        let mut bytes = sample().to_bytes().unwrap();
+        bytes[7..11].copy_from_slice(&1u32.to_le_bytes());
+        let e = Plan::from_bytes(&bytes, "v1.tsp").unwrap_err();
+        assert!(matches!(e, PlanError::Version { found: 1, .. }), "{e}");
+        assert!(e.to_string().contains("recompile"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,159 @@
+//! `tessera run` on the emulated tiles: a plan file, or a model compiled on the spot
+//! (`--engine tiles`, with the compile flags and the compile driver of `tessera compile`).
+//!
+//! The inputs go through the same feed checks as the reference engine (transformers'
+//! defaults for LXMERT, exact types for text IR); the tile session then checks each against
+//! the plan's types, so an input of another shape than the plan was compiled for is an error
+//! naming it. Weights are the model's defaults (a model directory's weights, or the seeded
+//! initialisation — for a plan, with the seed it was compiled with) unless `--weights`, cast
+//! to the plan's parameter types. Training is not lowered to tiles yet.
+
+use super::super::compile_flags::{build_plan, Subject};
+use super::super::precision::Precision;
+use super::{finish, repeat, RunArgs};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use tessera::execute::run_tiles;
+use tessera::feeds;
+use tessera::model::{self, ModelSpec};
+use tessera::train::precision::params_for_graph;
+use tessera_ir::{Graph, Op, Tensor};
+use tessera_lxmert::{BuildOptions, Shapes};
+use tessera_passes::lower::program::TilePlan;
+use tessera_plan::Plan;
+
+/// Runs the tile plan and writes the outputs.
+fn execute(
+    a: &RunArgs,
+    tiles: &TilePlan,
+    graph: &Graph,
+    params: &HashMap<String, Tensor>,
+    inputs: &HashMap<String, Tensor>,
+) -> Result<()> {
+    let weights = params_for_graph(graph, params);
+    let run = run_tiles(tiles, &weights, inputs, repeat(a)?)?;
+    let outputs: BTreeMap<String, Tensor> = run.outputs.into_iter().collect();
+    finish(a, outputs, "tile emulator", run.runs, run.elapsed)
+}
+
+/// Input tensors by name, with the LXMERT shapes and whether a visual attention mask was
+/// given (`None` for text IR).
+type Feeds = (HashMap<String, Tensor>, Option<(Shapes, bool)>);
+
+/// Feeds for `graph` from the `--inputs` file: LXMERT's (with transformers' defaults), or
+/// exactly the graph's inputs for text IR. Also returns the LXMERT shapes and whether a
+/// visual attention mask was given.
+fn read_feeds(
+    a: &RunArgs,
+    spec: &ModelSpec,
+    ir_graph: impl FnOnce() -> Result<Graph>,
+) -> Result<Feeds> {
+    let tensors = tessera_ir::io::load_safetensors(&a.inputs)?;
+    match spec.lxmert_config() {
+        Some(config) => {
+            let f = feeds::lxmert_feeds(tensors, config, &a.inputs, false)?;
+            Ok((f.inputs, Some((f.shapes, f.visual_attention_mask))))
+        }
+        None => Ok((feeds::ir_feeds(&ir_graph()?, tensors, &a.inputs)?, None)),
+    }
+}
+
+/// `tessera run MODEL --engine tiles`.
+pub(super) fn run_model(a: &RunArgs) -> Result<()> {
+    if a.train {
+        bail!("training on tiles: not yet (run --train with --engine reference)");
+    }
+    let precision = a.precision.resolve(false)?;
+    if precision.as_ref().is_some_and(|p| p.stochastic_rounding) {
+        bail!("stochastic rounding on tiles: not yet (use --stochastic-rounding=false or --engine reference)");
+    }
+    let spec = model::resolve(&a.model)?;
+    let params = spec.weights(a.weights.as_deref(), a.seed.unwrap_or(0))?;
+    let no_shapes = Shapes {
+        batch: 1,
+        seq_len: 1,
+        num_objects: 1,
+    };
+    let (inputs, lxmert) = read_feeds(a, &spec, || {
+        spec.graph(&no_shapes, &BuildOptions::default())
+    })?;
+    let (shapes, visual_attention_mask) = lxmert.unwrap_or((no_shapes, false));
+    let subject = Subject {
+        model: &a.model,
+        spec: &spec,
+        train: false,
+        seq_len: shapes.seq_len,
+        num_objects: shapes.num_objects,
+        micro_batch: shapes.batch,
+        precision: precision.as_ref(),
+    };
+    let (opts, tile_opts) = a
+        .compile
+        .options(&subject, a.precision.ipu_config.as_deref())?;
+    let build = BuildOptions {
+        visual_attention_mask,
+        ..BuildOptions::default()
+    };
+    let (plan, notes) = build_plan(&subject, a.seed.unwrap_or(0), &opts, &tile_opts, || {
+        spec.graph(&shapes, &build)
+    })?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let tiles = plan
+        .tiles
+        .as_ref()
+        .ok_or_else(|| anyhow!("the compiled plan has no tile program"))?;
+    execute(a, tiles, &plan.graph, &params, &inputs)
+}
+
+/// `tessera run PLAN`.
+pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
+    let path = Path::new(&a.model);
+    if a.train {
+        bail!(
+            "{}: training on tiles: not yet (plans run the forward graph)",
+            path.display()
+        );
+    }
+    if a.engine == Some(super::Engine::Reference) {
+        bail!(
+            "{} is a plan: it runs on the tiles (--engine reference takes a model)",
+            path.display()
+        );
+    }
+    if a.precision.precision != Precision::Fp32 || a.precision.ipu_config.is_some() {
+        bail!("{}: a plan's precision and IPU configuration were fixed by `tessera compile`; drop --precision/--ipu-config", path.display());
+    }
+    let plan = Plan::load(path)?;
+    let tiles = plan.tiles.as_ref().ok_or_else(|| {
+        anyhow!(
+            "{}: the plan has no tile program (training plans are not lowered to tiles yet); it can be inspected, not run",
+            path.display()
+        )
+    })?;
+    let spec = model::resolve(&plan.source.model).with_context(|| {
+        format!(
+            "{}: the plan was compiled from `{}`, which is needed for its input checks and default weights",
+            path.display(),
+            plan.source.model
+        )
+    })?;
+    let params = spec.weights(a.weights.as_deref(), a.seed.unwrap_or(plan.source.seed))?;
+    let (inputs, _) = read_feeds(a, &spec, || Ok(plan.graph.clone()))?;
+    let takes = |name: &str| {
+        plan.graph
+            .inputs()
+            .into_iter()
+            .any(|id| matches!(&plan.graph.node(id).op, Op::Input { name: n, .. } if n == name))
+    };
+    if let Some(extra) = inputs.keys().find(|n| !takes(n)) {
+        bail!(
+            "{}: input `{extra}` is not an input of the plan {} (it was compiled without it)",
+            a.inputs.display(),
+            path.display()
+        );
+    }
+    execute(a, tiles, &plan.graph, &params, &inputs)
+}
