@@ -121,3 +121,6 @@ fn scatter_add(
     disjoint("dst", dst, "updates", updates, false)?;
     disjoint("updates", updates, "indices", indices, false)
 }
+
+#[cfg(test)]
+mod tests;
