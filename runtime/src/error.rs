@@ -228,8 +228,8 @@ pub enum RunError {
         /// What went wrong.
         detail: String,
     },
-    /// A gather index outside its table.
-    #[error("superstep {superstep}, {tile}, vertex {vertex} (gather): index {index} out of range for a table of {rows} rows")]
+    /// A gather or scatter-add index outside its table.
+    #[error("superstep {superstep}, {tile}, vertex {vertex}: index {index} out of range for a table of {rows} rows")]
     IndexOutOfRange {
         /// Superstep index.
         superstep: usize,

@@ -6,13 +6,15 @@
 
 use crate::program::Region;
 use serde::{Deserialize, Serialize};
-use tessera_ir::{BinaryOp, UnaryOp};
+use tessera_ir::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
 
 /// Element type of a tile-memory operand.
 ///
 /// Arithmetic vertices take only the floating-point types; [`Elem::I64`] is accepted only as
-/// the source of a [`Vertex::Cast`] to a float and as [`Vertex::Gather`] indices (and
-/// [`Vertex::Copy`] moves any bytes).
+/// the source of a [`Vertex::Cast`] to a float, as [`Vertex::Gather`] / [`Vertex::ScatterAdd`]
+/// indices and as the operands of [`Vertex::Compare`] and [`Vertex::Select`];
+/// [`Elem::Bool`] only as [`Vertex::Compare`]'s result, [`Vertex::Select`]'s condition and the
+/// source of a [`Vertex::Cast`] to a float (and [`Vertex::Copy`] moves any bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Elem {
     /// IEEE binary32, 4 bytes.
@@ -21,6 +23,8 @@ pub enum Elem {
     F16,
     /// Two's-complement signed 64-bit integer, 8 bytes (token ids, gather indices).
     I64,
+    /// Boolean, 1 byte: 0 is false, 1 is true (a reader treats any non-zero byte as true).
+    Bool,
 }
 
 impl Elem {
@@ -30,15 +34,17 @@ impl Elem {
             Elem::F32 => 4,
             Elem::F16 => 2,
             Elem::I64 => 8,
+            Elem::Bool => 1,
         }
     }
 
-    /// Lower-case name (`f32`, `f16`, `i64`).
+    /// Lower-case name (`f32`, `f16`, `i64`, `bool`).
     pub const fn name(self) -> &'static str {
         match self {
             Elem::F32 => "f32",
             Elem::F16 => "f16",
             Elem::I64 => "i64",
+            Elem::Bool => "bool",
         }
     }
 
@@ -134,7 +140,8 @@ pub enum Vertex {
     },
     /// Conversion between element types (f32 → f16 rounds to nearest even; f16 → f32 exact;
     /// i64 → f32 rounds the integer to nearest even in one step, i64 → f16 converts it to f64
-    /// and rounds that to f16, both as `tessera_ir::Tensor::cast`). Nothing converts to i64.
+    /// and rounds that to f16, both as `tessera_ir::Tensor::cast`; bool → float gives 1 for
+    /// a non-zero byte, else 0). Nothing converts to i64 or bool.
     Cast {
         /// Source element type.
         from: Elem,
@@ -212,6 +219,79 @@ pub enum Vertex {
         /// The result, `n * width` elements.
         dst: Region,
     },
+    /// Elementwise comparison `dst[i] = op(a[i % len_a], b[i % len_b])` as bool bytes (1 or
+    /// 0), computed by `tessera_ir::eval::accum::compare_values` on the `elem` values (f16
+    /// compared as f16, i64 as integers), bit-identical to the reference evaluator: every
+    /// comparison with a NaN is false except `Ne`. Each operand's element count divides
+    /// `dst`'s, and it is repeated cyclically as for `Binary`. `dst` overlaps neither operand.
+    Compare {
+        /// The comparison.
+        op: CmpOp,
+        /// Element type of `a` and `b` (f32, f16 or i64).
+        elem: Elem,
+        /// Left operand, element count dividing `dst`'s.
+        a: Region,
+        /// Right operand, element count dividing `dst`'s.
+        b: Region,
+        /// Result, bool bytes.
+        dst: Region,
+    },
+    /// Elementwise choice `dst[i] = cond[i % n_c] ? a[i % n_a] : b[i % n_b]`, copying the
+    /// element's bytes (no rounding); each operand's element count divides `dst`'s and it is
+    /// repeated cyclically as for `Binary`. `dst` may equal `a` or `b` exactly when it has the
+    /// same length, and otherwise overlaps no operand.
+    Select {
+        /// Element type of `a`, `b` and `dst` (f32, f16 or i64).
+        elem: Elem,
+        /// Condition, bool bytes (non-zero is true).
+        cond: Region,
+        /// Chosen where `cond` is true.
+        a: Region,
+        /// Chosen where `cond` is false.
+        b: Region,
+        /// Result.
+        dst: Region,
+    },
+    /// Row reduction: `src` holds R rows of `cols` elements and `dst[r]` is the sum, mean or
+    /// max of row `r`, computed by `tessera_ir::eval::accum::reduce_rows_into` for `elem`:
+    /// added left to right in the evaluator's accumulator (f64 for f32, f32 for f16), a mean
+    /// divided by `cols` in it, max NaN-propagating; each result rounded once to `elem`. This
+    /// equals the evaluator's `reduce` when each row lists one output's reduced elements in
+    /// increasing input index. `dst` does not overlap `src`.
+    ReduceRows {
+        /// Sum, mean or max.
+        kind: ReduceKind,
+        /// Element type of `src` and `dst` (a float).
+        elem: Elem,
+        /// Row length in elements (> 0).
+        cols: u32,
+        /// Operand, R rows of `cols` elements.
+        src: Region,
+        /// Result, R elements.
+        dst: Region,
+    },
+    /// Scatter-add of update rows into zero rows, OVERWRITING `dst`: `dst` holds `rows` rows
+    /// of `width` elements (a column block of the result table) and becomes zeros plus, for
+    /// each `i` in order, update row `i` added into row `indices[i]`, accumulated as
+    /// `tessera_ir::eval::accum::scatter_add_rows_into` (f64 for f32, f32 for f16) and
+    /// rounded once to `elem`: bit-identical to the evaluator's `scatter_add` on these
+    /// columns. `updates` holds `n` rows of `width` elements (the same columns of the update
+    /// rows); `indices` holds `n` i64 values, each checked to lie in `[0, rows)` (else a
+    /// run-time error). No two operands overlap.
+    ScatterAdd {
+        /// Element type of `updates` and `dst` (a float).
+        elem: Elem,
+        /// Rows in `dst`.
+        rows: u32,
+        /// Elements per row.
+        width: u32,
+        /// The row indices, `n` i64 values.
+        indices: Region,
+        /// The update rows, `n * width` elements.
+        updates: Region,
+        /// The result, `rows * width` elements.
+        dst: Region,
+    },
 }
 
 impl Vertex {
@@ -228,11 +308,17 @@ impl Vertex {
             Vertex::Softmax { .. } => "softmax",
             Vertex::LayerNorm { .. } => "layer_norm",
             Vertex::Gather { .. } => "gather",
+            Vertex::Compare { .. } => "compare",
+            Vertex::Select { .. } => "select",
+            Vertex::ReduceRows { .. } => "reduce",
+            Vertex::ScatterAdd { .. } => "scatter_add",
         }
     }
 
     /// Floating-point operations the vertex performs (2 per multiply-add; softmax counts 5 and
-    /// layer norm 8 per element), for throughput reports.
+    /// layer norm 8 per element; compare 1 per result, a reduction 1 per source element plus
+    /// 1 per result for a mean, scatter-add 1 per update element; data movement 0), for
+    /// throughput reports.
     pub fn flops(&self) -> u64 {
         match self {
             Vertex::MatMul(mm) => 2 * u64::from(mm.m) * u64::from(mm.k) * u64::from(mm.n),
@@ -244,10 +330,27 @@ impl Vertex {
             }
             Vertex::Softmax { elem, dst, .. } => 5 * u64::from(dst.len / elem.size()),
             Vertex::LayerNorm { elem, dst, .. } => 8 * u64::from(dst.len / elem.size()),
+            Vertex::Compare { dst, .. } => u64::from(dst.len / Elem::Bool.size()),
+            Vertex::ReduceRows {
+                kind,
+                elem,
+                src,
+                dst,
+                ..
+            } => {
+                let mean = if *kind == ReduceKind::Mean {
+                    u64::from(dst.len / elem.size())
+                } else {
+                    0
+                };
+                u64::from(src.len / elem.size()) + mean
+            }
+            Vertex::ScatterAdd { elem, updates, .. } => u64::from(updates.len / elem.size()),
             Vertex::Cast { .. }
             | Vertex::Fill { .. }
             | Vertex::Copy { .. }
-            | Vertex::Gather { .. } => 0,
+            | Vertex::Gather { .. }
+            | Vertex::Select { .. } => 0,
         }
     }
 }

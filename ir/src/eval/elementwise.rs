@@ -5,6 +5,7 @@
 //! [`super::values`]); the scalar semantics live in [`super::math`]. i64 arithmetic is
 //! checked: overflow and division by zero are errors, and division truncates toward zero.
 
+use super::accum::compare_values;
 use super::error::KernelError;
 use super::math::{binary_f32, unary_f32};
 use super::strided::{broadcast_strides, for_each_offset};
@@ -109,17 +110,6 @@ pub(crate) fn binary(
             })?;
             from_floats(out, dtype, v)
         }
-    }
-}
-
-fn compare_values<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
-    match op {
-        CmpOp::Lt => a < b,
-        CmpOp::Le => a <= b,
-        CmpOp::Gt => a > b,
-        CmpOp::Ge => a >= b,
-        CmpOp::Eq => a == b,
-        CmpOp::Ne => a != b,
     }
 }
 

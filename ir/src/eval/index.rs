@@ -3,11 +3,13 @@
 //! Every index is checked against its bound before use: a negative or too large index is a
 //! [`KernelError::IndexOutOfRange`] that gives the value and its position in the indices
 //! tensor. scatter_add accumulates in f64 for f32 updates and in f32 for f16 updates (then
-//! rounds once), like the reductions.
+//! rounds once), like the reductions; that arithmetic lives in [`super::accum`], shared with
+//! the tile runtime.
 
+use super::accum::scatter_add_rows_into;
 use super::error::KernelError;
 use super::strided::unravel;
-use super::values::{dispatch, elems, floats, from_floats, make, with_acc, Acc, Elem};
+use super::values::{dispatch, elems, floats, from_floats, make, Elem};
 use crate::dtype::DType;
 use crate::tensor::{Tensor, TensorData};
 use crate::types::TensorType;
@@ -52,32 +54,6 @@ pub(crate) fn gather(table: &Tensor, idx: &Tensor, out: &[usize]) -> Result<Tens
     make(out, data)
 }
 
-fn scatter_acc<A: Acc>(
-    ids: &[i64],
-    idx_shape: &[usize],
-    upd: &[f32],
-    rows: usize,
-    row_len: usize,
-) -> Result<Vec<f32>, KernelError> {
-    let mut acc = vec![A::ZERO; rows * row_len];
-    if row_len > 0 {
-        for (pos, (&id, u_row)) in ids.iter().zip(upd.chunks_exact(row_len)).enumerate() {
-            let r = checked_index(id, pos, idx_shape, rows)?;
-            let a_row = acc
-                .get_mut(r * row_len..(r + 1) * row_len)
-                .ok_or_else(|| KernelError::Internal("scatter row past the end".into()))?;
-            for (a, &u) in a_row.iter_mut().zip(u_row) {
-                *a = *a + A::of(u);
-            }
-        }
-    } else {
-        for (pos, &id) in ids.iter().enumerate() {
-            checked_index(id, pos, idx_shape, rows)?;
-        }
-    }
-    Ok(acc.into_iter().map(A::to_f32).collect())
-}
-
 /// `scatter_add(indices, updates)` into `rows` zero rows.
 pub(crate) fn scatter_add(
     idx: &Tensor,
@@ -88,10 +64,14 @@ pub(crate) fn scatter_add(
     let row_len: usize = upd.shape().iter().skip(idx.shape().len()).product();
     let ids = elems::<i64>(idx)?;
     let u = floats(upd)?;
-    let v = with_acc!(
-        upd.dtype(),
-        scatter_acc(ids, idx.shape(), &u, rows, row_len)
-    )?;
+    let mut v = Vec::new();
+    scatter_add_rows_into(upd.dtype(), ids, &u, rows, row_len, &mut v).map_err(|e| {
+        KernelError::IndexOutOfRange {
+            index: e.index,
+            position: unravel(e.position, idx.shape()),
+            bound: e.bound,
+        }
+    })?;
     from_floats(out, upd.dtype(), v)
 }
 

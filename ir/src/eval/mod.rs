@@ -28,6 +28,7 @@
 //! rounding of f16 results with a seed ([`sround`]), as the IPU rounds in training;
 //! [`evaluate`] keeps round-to-nearest-even.
 
+pub mod accum;
 mod elementwise;
 mod error;
 mod index;

@@ -1,5 +1,6 @@
 //! Reductions (sum, mean, max over any axes), softmax and layer norm (the row arithmetic of
-//! the last two lives in [`super::rows`], shared with the tile runtime).
+//! the last two lives in [`super::rows`], the sum / mean / max steps in [`super::accum`], both
+//! shared with the tile runtime).
 //!
 //! Precision: sums, means and the softmax / layer-norm statistics accumulate in f64 for f32
 //! data and in f32 for f16 data ([`Acc`]), in row-major order, and each result element is
@@ -9,6 +10,7 @@
 //! squared deviations) and computes `(x - mean) / sqrt(var + eps) * gamma + beta` per
 //! element in the accumulator type.
 
+use super::accum::{finish_sum, max_step};
 use super::error::KernelError;
 use super::rows::{layer_norm_rows, softmax_rows};
 use super::strided::{broadcast_strides, for_each_offset, strides};
@@ -54,13 +56,7 @@ fn sum_floats<A: Acc>(
     let count: usize = axes.iter().filter_map(|&a| shape.get(a)).product();
     Ok(acc
         .into_iter()
-        .map(|s| {
-            if mean {
-                (s / A::of_count(count)).to_f32()
-            } else {
-                s.to_f32()
-            }
-        })
+        .map(|s| finish_sum(s, mean, count))
         .collect())
 }
 
@@ -73,11 +69,7 @@ fn max_floats(
     let mut acc = vec![f32::NEG_INFINITY; out_len];
     reduce_pairs(shape, axes, |i, o| {
         if let (Some(a), Some(&v)) = (acc.get_mut(o), x.get(i)) {
-            if v.is_nan() || a.is_nan() {
-                *a = f32::NAN;
-            } else if v > *a {
-                *a = v;
-            }
+            *a = max_step(*a, v);
         }
     })?;
     Ok(acc)

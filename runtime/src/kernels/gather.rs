@@ -72,10 +72,11 @@ pub(super) fn cast_i64(
             .chunks_exact_mut(2)
             .zip(&s.idx)
             .for_each(|(c, &v)| c.copy_from_slice(&f16::from_f64(v as f64).to_le_bytes())),
-        Elem::I64 => {
-            return Err(KernelError::Operand(
-                "cast from i64 to i64 is not a vertex".into(),
-            ))
+        Elem::I64 | Elem::Bool => {
+            return Err(KernelError::Operand(format!(
+                "cast from i64 to {} is not a vertex",
+                to.name()
+            )))
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! Byte-level access to one tile's memory for kernels: decoding/encoding little-endian f32 and
-//! f16 operands (i64 operands are refused: only the cast and gather kernels read them, as
-//! integers, see [`decode_i64`]), and splitting the memory into a written range plus read-only rest (a split
-//! borrow, so a kernel can read its inputs while writing its output without copying the tile).
+//! f16 operands (i64 and bool operands are refused: only the index, compare, select and cast
+//! kernels read them, as integers or bytes, see [`decode_i64`]), and splitting the memory
+//! into a written range plus read-only rest (a split borrow, so a kernel can read its inputs
+//! while writing its output without copying the tile).
 //!
 //! Rounding f32 results to f16 after an f32 `+ - * /` of two f16 values gives the correctly
 //! rounded f16 result: f32 carries 24 ≥ 2·11 + 2 significand bits, so the double rounding is
@@ -11,12 +12,12 @@ use crate::program::Region;
 use crate::vertex::Elem;
 use half::f16;
 
-/// `x` rounded to `elem` and widened back to f32 (identity for f32; i64 never reaches here,
-/// since [`decode`] refuses it, and is left unchanged).
+/// `x` rounded to `elem` and widened back to f32 (identity for f32; i64 and bool never reach
+/// here, since [`decode`] refuses them, and are left unchanged).
 #[inline]
 pub(crate) fn round_to(elem: Elem, x: f32) -> f32 {
     match elem {
-        Elem::F32 | Elem::I64 => x,
+        Elem::F32 | Elem::I64 | Elem::Bool => x,
         Elem::F16 => f16::from_f32(x).to_f32(),
     }
 }
@@ -27,7 +28,7 @@ fn not_float(elem: Elem) -> String {
 }
 
 /// Decodes little-endian `elem` values from `bytes` into `out` (replacing its contents).
-/// Fails for i64.
+/// Fails for i64 and bool.
 pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(), String> {
     out.clear();
     match elem {
@@ -41,7 +42,7 @@ pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(),
                 .chunks_exact(2)
                 .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
         ),
-        Elem::I64 => return Err(not_float(elem)),
+        Elem::I64 | Elem::Bool => return Err(not_float(elem)),
     }
     Ok(())
 }
@@ -57,7 +58,7 @@ pub(crate) fn decode_i64(bytes: &[u8], out: &mut Vec<i64>) {
 }
 
 /// Encodes `vals` as little-endian `elem` into `bytes` (f32 → f16 rounds to nearest even).
-/// Fails for i64.
+/// Fails for i64 and bool.
 pub(crate) fn encode(vals: &[f32], elem: Elem, bytes: &mut [u8]) -> Result<(), String> {
     match elem {
         Elem::F32 => bytes
@@ -68,7 +69,7 @@ pub(crate) fn encode(vals: &[f32], elem: Elem, bytes: &mut [u8]) -> Result<(), S
             .chunks_exact_mut(2)
             .zip(vals)
             .for_each(|(c, v)| c.copy_from_slice(&f16::from_f32(*v).to_le_bytes())),
-        Elem::I64 => return Err(not_float(elem)),
+        Elem::I64 | Elem::Bool => return Err(not_float(elem)),
     }
     Ok(())
 }

@@ -4,17 +4,20 @@
 //!
 //! Every range access goes through `get`/`get_mut`, so even an unvalidated program cannot make
 //! a kernel touch another tile or panic: it gets a [`KernelError`] instead. The only error a
-//! validated program can meet at run time is a gather index outside its table.
+//! validated program can meet at run time is a gather or scatter-add index outside its table.
 //!
 //! Submodules: [`io`] (byte encoding, split borrows), [`gemm`] (the f32 GEMM wrapper),
 //! [`matmul`] (the matmul vertex), [`rows`] (softmax, layer norm), [`gather`] (gather and the
-//! i64 → float cast).
+//! i64 → float cast), [`select`] (compare, select, bool → float cast), [`reduce`] (row
+//! reduction, scatter-add).
 
 mod gather;
 mod gemm;
 mod io;
 mod matmul;
+mod reduce;
 mod rows;
+mod select;
 
 use crate::program::Region;
 use crate::vertex::{Elem, Vertex};
@@ -27,7 +30,7 @@ use tessera_ir::eval::math::{binary_f32, unary_f32};
 pub(crate) enum KernelError {
     /// An operand was unusable (only reachable if load-time validation was bypassed).
     Operand(String),
-    /// A gather index outside `[0, rows)`.
+    /// A gather or scatter-add index outside `[0, rows)`.
     Index {
         /// The index.
         index: i64,
@@ -113,6 +116,12 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
             src,
             dst,
         } => gather::cast_i64(mem, *to, *src, *dst, s),
+        Vertex::Cast {
+            from: Elem::Bool,
+            to,
+            src,
+            dst,
+        } => select::cast_bool(mem, *to, *src, *dst),
         Vertex::Cast { from, to, src, dst } => {
             read(mem, *src, *from, &mut s.a)?;
             write(mem, *dst, *to, &s.a)
@@ -159,6 +168,35 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
             indices,
             dst,
         } => gather::gather(mem, *elem, *rows, *width, [*table, *indices], *dst, s),
+        Vertex::Compare {
+            op,
+            elem,
+            a,
+            b,
+            dst,
+        } => select::compare(mem, *op, *elem, [*a, *b], *dst),
+        Vertex::Select {
+            elem,
+            cond,
+            a,
+            b,
+            dst,
+        } => select::select(mem, *elem, [*cond, *a, *b], *dst),
+        Vertex::ReduceRows {
+            kind,
+            elem,
+            cols,
+            src,
+            dst,
+        } => reduce::reduce_rows(mem, *kind, *elem, *cols, *src, *dst, s),
+        Vertex::ScatterAdd {
+            elem,
+            rows,
+            width,
+            indices,
+            updates,
+            dst,
+        } => reduce::scatter_add(mem, *elem, *rows, *width, [*indices, *updates], *dst, s),
     }
 }
 

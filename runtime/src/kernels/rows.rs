@@ -9,11 +9,11 @@ use tessera_ir::eval::rows::{layer_norm_rows_into, softmax_rows_into};
 use tessera_ir::DType;
 
 /// The evaluator data type whose accumulator `elem` uses (only floats get this far: reading
-/// an i64 operand fails first).
-fn dtype(elem: Elem) -> DType {
+/// an i64 or bool operand fails first).
+pub(super) fn dtype(elem: Elem) -> DType {
     match elem {
         Elem::F16 => DType::F16,
-        Elem::F32 | Elem::I64 => DType::F32,
+        Elem::F32 | Elem::I64 | Elem::Bool => DType::F32,
     }
 }
 

@@ -187,3 +187,5 @@ fn unvalidated_out_of_range_operands_are_errors_not_panics() {
 mod bits;
 mod layout;
 mod products;
+mod train;
+mod train_hand;

@@ -10,8 +10,9 @@
 //!   read ranges (or, for elementwise vertices, identical to them: in place);
 //! - exchange sources and destinations lie inside their tiles; destination ranges on one tile
 //!   are pairwise disjoint;
-//! - arithmetic vertices take float operands only; i64 is accepted as a cast source and as
-//!   gather indices ([`vertex`] checks all vertex operands);
+//! - arithmetic vertices take float operands only; i64 is accepted as a cast source, as
+//!   gather / scatter-add indices and as compare / select values; bool as a cast source, a
+//!   compare result and a select condition ([`vertex`] checks all vertex operands);
 //! - stream copies name existing host buffers and stay inside them and inside their tile;
 //!   strided (2-D) copies are host → tile only, with a tile length that is a whole number of
 //!   rows; tile → host copies of one superstep never write the same host bytes twice.

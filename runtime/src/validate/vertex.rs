@@ -1,7 +1,9 @@
-//! Load-time checks of one vertex's operands: element types (floats for arithmetic, i64 only
-//! as a cast source and as gather indices), bounds, alignment, lengths implied by the shape,
-//! and which operands may share bytes (a written range is disjoint from the read ranges, or
-//! identical to a same-length elementwise input: in place).
+//! Load-time checks of one vertex's operands: element types (floats for arithmetic; i64 only
+//! as a cast source, as gather / scatter-add indices and as compare / select values; bool
+//! only as a cast source, compare result and select condition), bounds, alignment, lengths
+//! implied by the shape, and which operands may share bytes (a written range is disjoint from
+//! the read ranges, or identical to a same-length elementwise input: in place). The training
+//! vertices (compare, select, reduce, scatter-add) are checked in [`train`].
 
 use super::check_in_tile;
 use crate::error::Problem;
@@ -123,6 +125,9 @@ fn broadcast_operand(
 /// Checks one vertex's operands against a tile of `bytes_per_tile` bytes.
 pub(crate) fn check_vertex(v: &Vertex, bytes_per_tile: u32) -> Result<(), Problem> {
     let t = bytes_per_tile;
+    if let Some(checked) = train::check(v, t) {
+        return checked;
+    }
     match v {
         Vertex::MatMul(mm) => {
             float("a", mm.input)?;
@@ -228,8 +233,14 @@ pub(crate) fn check_vertex(v: &Vertex, bytes_per_tile: u32) -> Result<(), Proble
             disjoint("dst", *dst, "indices", *indices, false)?;
             disjoint("indices", *indices, "table", *table, false)
         }
+        Vertex::Compare { .. }
+        | Vertex::Select { .. }
+        | Vertex::ReduceRows { .. }
+        | Vertex::ScatterAdd { .. } => Ok(()),
     }
 }
+
+mod train;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tessera_ir::{Graph, Op, Tensor, TensorData};
 
 /// Evaluates `op` on graph inputs fed with `args` through the reference evaluator.
-fn evaluate(op: Op, args: &[Tensor]) -> Tensor {
+pub(super) fn evaluate(op: Op, args: &[Tensor]) -> Tensor {
     let mut g = Graph::new("t");
     let mut feeds = HashMap::new();
     let mut ids = Vec::new();
@@ -23,7 +23,7 @@ fn evaluate(op: Op, args: &[Tensor]) -> Tensor {
 }
 
 /// A tensor of `elem` holding `v` (rounded to f16 for f16).
-fn tensor(elem: Elem, shape: &[usize], v: &[f32]) -> Tensor {
+pub(super) fn tensor(elem: Elem, shape: &[usize], v: &[f32]) -> Tensor {
     match elem {
         Elem::F32 => Tensor::from_f32(shape.to_vec(), v.to_vec()).unwrap(),
         _ => {
@@ -34,7 +34,7 @@ fn tensor(elem: Elem, shape: &[usize], v: &[f32]) -> Tensor {
 }
 
 /// The little-endian bytes of a float tensor.
-fn tensor_bytes(t: &Tensor) -> Vec<u8> {
+pub(super) fn tensor_bytes(t: &Tensor) -> Vec<u8> {
     match t.data() {
         TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::F16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
