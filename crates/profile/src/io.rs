@@ -33,13 +33,21 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         tempfile::NamedTempFile::new_in(dir).map_err(|e| io("creating a temporary file for", e))?;
     tmp.write_all(bytes).map_err(|e| io("writing", e))?;
     tmp.flush().map_err(|e| io("writing", e))?;
+    // Temporary files are private (0600); a report is for reading like any other file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io("setting permissions of", e))?;
+    }
     tmp.persist(path)
         .map_err(|e| io("renaming into", e.error))?;
     Ok(())
 }
 
 fn to_json(value: &impl serde::Serialize, path: &Path) -> Result<Vec<u8>> {
-    let mut v = serde_json::to_vec_pretty(value).map_err(|source| ProfileError::Json {
+    let mut v = serde_json::to_vec(value).map_err(|source| ProfileError::Json {
         path: path.to_path_buf(),
         source,
     })?;
@@ -47,7 +55,8 @@ fn to_json(value: &impl serde::Serialize, path: &Path) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Writes `profile` as pretty-printed JSON to `path` (atomically).
+/// Writes `profile` as compact JSON (one line: the heatmap would make pretty-printed JSON
+/// several times larger) to `path` (atomically).
 pub fn write_json(profile: &Profile, path: &Path) -> Result<()> {
     write_atomic(path, &to_json(profile, path)?)
 }

@@ -48,16 +48,16 @@ fn chip_profile(
     max_live_bytes: u64,
 ) -> ChipProfile {
     let max_peak = mem.iter().map(|m| m.peak).max().unwrap_or(0);
-    let mut order: Vec<usize> = (0..mem.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(mem[i].peak), i));
+    let mut order: Vec<(usize, &TileMemory)> = mem.iter().enumerate().collect();
+    order.sort_by_key(|&(i, m)| (std::cmp::Reverse(m.peak), i));
     let fullest_tiles = order
         .iter()
         .take(TOP_N)
-        .map(|&i| TileMemoryInfo {
+        .map(|&(i, m)| TileMemoryInfo {
             tile: i as u32,
-            peak_bytes: mem[i].peak,
-            always_live_bytes: mem[i].always_live,
-            vertices: mem[i].vertices,
+            peak_bytes: m.peak,
+            always_live_bytes: m.always_live,
+            vertices: m.vertices,
         })
         .collect();
     let mut at_peak = Categories::default();
@@ -75,7 +75,8 @@ fn chip_profile(
         chip,
         capacity_bytes: capacity,
         max_peak_bytes: max_peak,
-        headroom_bytes: capacity as i64 - max_peak as i64,
+        headroom_bytes: (i128::from(capacity) - i128::from(max_peak))
+            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
         mean_peak_bytes: if mem.is_empty() {
             0.0
         } else {

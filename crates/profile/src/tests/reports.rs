@@ -213,3 +213,12 @@ fn load_errors_name_the_file() {
     let e = Profile::load(&old).unwrap_err();
     assert!(e.to_string().contains("version 99"), "{e}");
 }
+
+#[test]
+#[ignore = "writes a report for manual inspection to $TESSERA_PROFILE_OUT"]
+fn write_report_for_inspection() {
+    if let Ok(dir) = std::env::var("TESSERA_PROFILE_OUT") {
+        write_all(&profile(1), &std::path::Path::new(&dir).join("one")).unwrap();
+        write_all(&profile(4), &std::path::Path::new(&dir).join("four")).unwrap();
+    }
+}
