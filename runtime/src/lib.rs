@@ -10,9 +10,11 @@
 //!
 //! Vertices ([`Vertex`]) cover what lowering a transformer forward needs: matmul (operands
 //! optionally stored transposed), elementwise unary/binary (binary with cyclic broadcast of a
-//! shorter operand), partial-sum reduction, casts (including i64 → float), fill, copy, row
-//! softmax, row layer norm and row gather by i64 indices. Their arithmetic is bit-identical to
-//! the reference evaluator `tessera_ir::eval` except matmul's f32 summation order. Host
+//! shorter operand), partial-sum reduction, casts (including i64 → float and bool → float),
+//! fill, copy, row softmax, row layer norm and row gather by i64 indices; for training graphs
+//! also comparison (bool result), select (bool condition), row sum / mean / max and
+//! scatter-add by i64 indices. Their arithmetic is bit-identical to the reference evaluator
+//! `tessera_ir::eval` except matmul's f32 summation order. Host
 //! streams may read 2-D strided host ranges ([`StreamCopy::strided`]). A machine's memory
 //! persists between runs, so a program that streams weights in once can be followed by any
 //! number of runs of a step program on the same [`Machine`].

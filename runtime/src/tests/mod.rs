@@ -5,6 +5,7 @@
 mod errors;
 mod ksplit;
 mod streams;
+mod training;
 mod vertices;
 
 use half::f16;

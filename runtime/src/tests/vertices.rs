@@ -1,11 +1,12 @@
 //! Programs with the new vertex kinds: a gather index out of range is a run error naming the
 //! site; an i64 arithmetic operand is a load error naming it; a program using every vertex
-//! kind gives identical results on 1 and 4 threads.
+//! kind gives identical results on 1 and 4 threads (and the training vertices' results match
+//! scalar recomputation); a scatter-add index out of range is a run error.
 
 use super::*;
 use crate::*;
 use rand::{Rng, SeedableRng};
-use tessera_ir::{BinaryOp, UnaryOp};
+use tessera_ir::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
 
 fn i64_bytes(v: &[i64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -72,6 +73,33 @@ fn gather_index_out_of_range_is_a_run_error() {
         "{msg}"
     );
     assert!(msg.contains("index 4") && msg.contains("4 rows"), "{msg}");
+}
+
+#[test]
+fn scatter_add_index_out_of_range_is_a_run_error() {
+    let scatter = Vertex::ScatterAdd {
+        elem: Elem::F16,
+        rows: 2,
+        width: 1,
+        indices: Region::new(0, 16),
+        updates: Region::new(16, 4),
+        dst: Region::new(24, 4),
+    };
+    let tile = TileRef::new(0, 1);
+    let loaded = LoadedProgram::load(one_step(tile, vec![scatter], 20)).unwrap();
+    let mut m = Machine::for_program(&loaded);
+    let host = [i64_bytes(&[1, -2]), f16_bytes(&[1.0, 2.0])].concat();
+    let err = m.run(&loaded, &mut [host], TraceMode::Off).unwrap_err();
+    assert_eq!(
+        err,
+        RunError::IndexOutOfRange {
+            superstep: 1,
+            tile,
+            vertex: 0,
+            index: -2,
+            rows: 2
+        }
+    );
 }
 
 #[test]
@@ -202,6 +230,53 @@ fn all_kinds() -> TileProgram {
             dst: f32s(512, 4),
             srcs: vec![f32s(384, 4), f32s(448, 4)],
         },
+        // Training vertices, results in [832, 1024) and [1472, 1728).
+        Vertex::Compare {
+            op: CmpOp::Gt,
+            elem: Elem::F32,
+            a: f32s(0, 16),
+            b: f32s(128, 1),
+            dst: r(832, 16),
+        },
+        Vertex::Copy {
+            src: r(832, 16),
+            dst: r(848, 16),
+        },
+        Vertex::Select {
+            elem: Elem::F32,
+            cond: r(848, 16),
+            a: f32s(0, 16),
+            b: f32s(128, 4),
+            dst: f32s(1472, 16),
+        },
+        Vertex::ReduceRows {
+            kind: ReduceKind::Mean,
+            elem: Elem::F32,
+            cols: 8,
+            src: x,
+            dst: f32s(1536, 4),
+        },
+        Vertex::ReduceRows {
+            kind: ReduceKind::Max,
+            elem: Elem::F16,
+            cols: 4,
+            src: r(752, 32),
+            dst: r(1552, 8),
+        },
+        Vertex::ScatterAdd {
+            elem: Elem::F32,
+            rows: 4,
+            width: 8,
+            indices: ids,
+            updates: f32s(128, 24),
+            dst: f32s(1568, 32),
+        },
+        Vertex::Cast {
+            from: Elem::Bool,
+            to: Elem::F16,
+            src: r(832, 16),
+            dst: r(1696, 32),
+        },
     ];
     let mut p = TileProgram::new(1, TILES, 2 * OUT);
     p.host_buffers = vec![
@@ -268,6 +343,7 @@ fn every_vertex_kind_is_thread_count_independent() {
     let one = run(1);
     assert_eq!(one, run(4));
     // Spot checks against the inputs: gathered rows 3, 0, t of x, and the cast indices.
+    let mut conds = Vec::new();
     for (t, x) in xs.iter().enumerate() {
         let base = t * 2 * OUT as usize;
         let gathered = from_f32_bytes(&one[base + 640..base + 736]);
@@ -280,8 +356,15 @@ fn every_vertex_kind_is_thread_count_independent() {
             from_f32_bytes(&one[base + 736..base + 748]),
             [3.0, 0.0, (t % 4) as f32]
         );
+        conds.extend(super::training::check_training_vertices(
+            &one[base..base + 2 * OUT as usize],
+            x,
+            t,
+        ));
         // The exchange brought the previous tile's results.
         let prev = ((t + TILES as usize - 1) % TILES as usize) * 2 * OUT as usize;
         assert_eq!(one[base + 1024..base + 1472], one[prev + 384..prev + 832]);
     }
+    // The comparisons are not constant (the checks above could fail).
+    assert!(conds.contains(&0) && conds.contains(&1));
 }
