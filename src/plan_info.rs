@@ -350,6 +350,7 @@ mod tests {
             always_live,
             peak,
             vertices: 0,
+            ..TileMemory::default()
         };
         // Two chips of four tiles.
         p.memory = vec![

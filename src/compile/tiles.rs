@@ -70,18 +70,6 @@ pub fn lower_tiles(plan: &mut Plan, opts: &TileOptions) -> Result<Option<String>
             "{oom}\n(the plan was not written: compile for more IPUs with --ipus N, lower \
              --matmul-proportion, or write it anyway with --allow-oom)"
         ),
-        Err(e @ LowerError::Unsupported { op: "gather", .. })
-            if plan
-                .report
-                .settings
-                .precision
-                .contains("f32 master weights") =>
-        {
-            bail!(
-                "{e}\n(with f32 master weights the embedding tables are cast to fp16 before the \
-                 gather, which the tile lowering does not cover yet: use --master-weights f16)"
-            )
-        }
         Err(e) => return Err(anyhow::Error::new(e).context("lowering the plan to tiles")),
     };
     let seconds = start.elapsed().as_secs_f64();

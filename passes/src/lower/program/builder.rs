@@ -376,3 +376,45 @@ pub(crate) fn emit_runs(
     }
     Ok(at - dst_offset)
 }
+
+/// Appends copies moving elements `[src_start, src_start + len)` of a value laid out as `src`
+/// to elements `[dst_start, dst_start + len)` of one laid out as `dst` (both split at their
+/// pieces).
+pub(crate) fn emit_range(
+    copies: &mut Vec<Exchange>,
+    (src, src_start): (&Layout, u64),
+    (dst, dst_start): (&Layout, u64),
+    len: u64,
+    elem_bytes: u64,
+) -> Result<(), LowerError> {
+    let (mut s, mut d) = (Vec::new(), Vec::new());
+    src.segments(src_start, len, elem_bytes, &mut s);
+    dst.segments(dst_start, len, elem_bytes, &mut d);
+    let (mut i, mut j) = (0, 0);
+    let (mut si, mut dj) = (0u64, 0u64);
+    while let (Some(a), Some(b)) = (s.get(i), d.get(j)) {
+        let n = (a.len - si).min(b.len - dj);
+        copies.push(Exchange {
+            src: TileRegion {
+                tile: a.tile,
+                region: Region::new(
+                    to_u32(a.offset + si * elem_bytes, "offset")?,
+                    to_u32(n * elem_bytes, "length")?,
+                ),
+            },
+            dst_tile: b.tile,
+            dst_offset: to_u32(b.offset + dj * elem_bytes, "offset")?,
+        });
+        si += n;
+        dj += n;
+        if si == a.len {
+            i += 1;
+            si = 0;
+        }
+        if dj == b.len {
+            j += 1;
+            dj = 0;
+        }
+    }
+    Ok(())
+}

@@ -67,13 +67,14 @@ pub(crate) struct Ctx<'g> {
     pub(crate) weights: HashMap<NodeId, (Layout, Vec<WeightBlock>)>,
 }
 
-/// The runtime element type of a dtype, if tile memory can hold it.
+/// The runtime element type of a dtype (every dtype has one; `Option` keeps callers ready
+/// for types tile memory cannot hold).
 pub(crate) fn elem_of(dtype: DType) -> Option<Elem> {
     match dtype {
         DType::F32 => Some(Elem::F32),
         DType::F16 => Some(Elem::F16),
         DType::I64 => Some(Elem::I64),
-        _ => None,
+        DType::Bool => Some(Elem::Bool),
     }
 }
 
@@ -256,8 +257,15 @@ pub fn lower_program(
     for &n in &order {
         let ops = graph.operands(n);
         if matches!(graph.node(n).op, Op::Gather { .. }) {
-            if let Some(&t) = ops.first() {
-                gather_tables.push(t);
+            // The table, looking through casts (fp16 working copies of an f32 table): the
+            // parameter gets column blocks and the casts keep them.
+            let mut t = ops.first().copied();
+            while let Some(id) = t {
+                gather_tables.push(id);
+                t = match graph.node(id).op {
+                    Op::Cast { .. } => graph.operands(id).first().copied(),
+                    _ => None,
+                };
             }
         }
         for o in ops {
@@ -309,7 +317,12 @@ pub fn lower_program(
                     .ok_or_else(|| cx.unsupported(n, "reshape without operand"))?;
                 cx.alias(n, src)?;
             }
-            Op::Unary(_) | Op::Binary(_) | Op::Cast { .. } => cx.elementwise(n, &operands)?,
+            Op::Unary(_) | Op::Binary(_) | Op::Cast { .. } | Op::Compare(_) | Op::Select => {
+                cx.elementwise(n, &operands)?
+            }
+            Op::Reduce { .. } => cx.reduce(n, &operands)?,
+            Op::ScatterAdd { .. } => cx.scatter_add(n, &operands)?,
+            Op::Pad { .. } => cx.pad(n, &operands)?,
             Op::Transpose { .. } | Op::Slice { .. } | Op::BroadcastTo { .. } => {
                 cx.movement(n, &operands)?
             }

@@ -33,6 +33,9 @@ mod lowering;
 mod matmul;
 mod ops;
 pub mod pack;
+mod pad;
+mod reduce;
+mod scatter;
 pub mod session;
 mod sources;
 #[cfg(test)]

@@ -57,6 +57,16 @@ pub fn vertex_cycles(v: &Vertex, target: &Target) -> u64 {
             streamed(2 * u64::from(dst.len) + u64::from(indices.len))
         }
         Vertex::Fill { dst, .. } => streamed(u64::from(dst.len)),
+        Vertex::Compare { a, b, dst, .. } | Vertex::Select { a, b, dst, .. } => {
+            streamed(u64::from(a.len) + u64::from(b.len) + 2 * u64::from(dst.len))
+        }
+        Vertex::ReduceRows { src, dst, .. } => streamed(u64::from(src.len) + u64::from(dst.len)),
+        Vertex::ScatterAdd {
+            updates,
+            dst,
+            indices,
+            ..
+        } => streamed(2 * u64::from(dst.len) + u64::from(updates.len) + u64::from(indices.len)),
     }
 }
 

@@ -52,6 +52,9 @@ pub enum SessionError {
     /// The runtime failed (e.g. an embedding index out of range).
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The thread pool could not be started.
+    #[error("cannot start the tile threads: {0}")]
+    Threads(String),
     /// A host buffer could not be decoded into an output tensor.
     #[error("output `{0}` could not be decoded")]
     Decode(String),
@@ -88,7 +91,7 @@ fn decode(h: &HostTensor, bytes: &[u8]) -> Result<Tensor, SessionError> {
                 .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                 .collect(),
         ),
-        _ => return Err(SessionError::Decode(h.name.clone())),
+        DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
     };
     Tensor::new(shape, data).map_err(|_| SessionError::Decode(h.name.clone()))
 }
@@ -118,6 +121,8 @@ fn checked(
 #[derive(Debug)]
 pub struct TileSession {
     machine: Machine,
+    /// The threads that run the tiles; each program run enters it once.
+    pool: rayon::ThreadPool,
     load: LoadedProgram,
     step: LoadedProgram,
     inputs: Vec<HostTensor>,
@@ -127,7 +132,8 @@ pub struct TileSession {
 }
 
 impl TileSession {
-    /// Validates the plan's programs and allocates every tile's memory.
+    /// Validates the plan's programs and allocates every tile's memory; the tiles run on a
+    /// thread pool of rayon's default size (`RAYON_NUM_THREADS`, else one per core).
     pub fn new(plan: &TilePlan) -> Result<Self, SessionError> {
         if let Some(oom) = &plan.oom {
             return Err(SessionError::DoesNotFit(oom.to_string()));
@@ -142,8 +148,12 @@ impl TileSession {
                 which: "step",
                 source,
             })?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .build()
+            .map_err(|e| SessionError::Threads(e.to_string()))?;
         Ok(TileSession {
             machine: Machine::for_program(&step),
+            pool,
             load,
             step,
             inputs: plan.inputs.clone(),
@@ -170,11 +180,13 @@ impl TileSession {
                 slot.clone_from(bytes);
             }
         }
-        self.machine.run(&self.load, &mut host, TraceMode::Off)?;
+        self.machine
+            .run_in(&self.pool, &self.load, &mut host, TraceMode::Off)?;
         Ok(())
     }
 
-    /// Runs one step in the current rayon pool: inputs in, outputs (by name) out.
+    /// Runs one step (in the session's thread pool, entered once): inputs in, outputs (by
+    /// name) out.
     pub fn run(
         &mut self,
         inputs: &HashMap<String, Tensor>,
@@ -192,7 +204,9 @@ impl TileSession {
                 *slot = checked("input", i, inputs.get(&i.name))?;
             }
         }
-        let trace = self.machine.run(&self.step, &mut host, mode)?;
+        let trace = self
+            .machine
+            .run_in(&self.pool, &self.step, &mut host, mode)?;
         let mut out = HashMap::new();
         for o in &self.outputs {
             let bytes = host

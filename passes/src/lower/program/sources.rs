@@ -98,7 +98,10 @@ impl Ctx<'_> {
                 let Layout::Linear(pieces) = &layout else {
                     return Err(self.unsupported(id, "a constant cannot be a gather table"));
                 };
-                if elem == Elem::I64 {
+                if elem == Elem::Bool {
+                    let bytes = vec![u8::from(*value != 0.0); n as usize];
+                    self.constant(&layout, bytes, &name, eb)?;
+                } else if elem == Elem::I64 {
                     let bytes: Vec<u8> =
                         (0..n).flat_map(|_| (*value as i64).to_le_bytes()).collect();
                     self.constant(&layout, bytes, &name, eb)?;
@@ -131,6 +134,7 @@ impl Ctx<'_> {
                     Elem::F16 => vals
                         .flat_map(|v| half::f16::from_f64(v as f64).to_le_bytes())
                         .collect(),
+                    Elem::Bool => vals.map(|v| u8::from(v != 0)).collect(),
                 };
                 self.constant(&layout, bytes, &name, eb)?;
             }

@@ -92,7 +92,7 @@ struct Owner {
 impl Ctx<'_> {
     /// Elements `runs` of `v` in a block on `tile`: in place if they are one contiguous run
     /// already there, else exchanged into scratch.
-    fn fetch(
+    pub(crate) fn fetch(
         &mut self,
         v: &Val,
         runs: &[(u64, u64)],
