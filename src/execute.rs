@@ -35,11 +35,6 @@ pub struct TileRun {
     pub elapsed: Duration,
 }
 
-/// Runs `f` on a thread of rayon's global pool and returns its result.
-fn in_global_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| f())
-}
-
 /// Runs `plan`'s step `repeat` (≥ 1) times on `inputs` after loading `weights` once.
 pub fn run_tiles(
     plan: &TilePlan,
@@ -51,11 +46,13 @@ pub fn run_tiles(
         bail!("--repeat must be at least 1");
     }
     let mut session = TileSession::new(plan)?;
-    in_global_pool(|| session.load(weights)).context("loading the weights onto the tiles")?;
+    session
+        .load(weights)
+        .context("loading the weights onto the tiles")?;
     let start = Instant::now();
     let mut outputs = HashMap::new();
     for _ in 0..repeat {
-        let (out, _) = in_global_pool(|| session.run(inputs, TraceMode::Off))?;
+        let (out, _) = session.run(inputs, TraceMode::Off)?;
         outputs = out;
     }
     Ok(TileRun {

@@ -4,6 +4,7 @@ mod compile;
 mod compile_flags;
 mod inspect;
 pub mod precision;
+mod profile;
 mod run;
 mod train;
 
@@ -27,6 +28,8 @@ enum Command {
     Compile(compile::CompileArgs),
     /// Train a model (AdamW, linear warmup, gradient accumulation) on a data file or synthetic VQA data.
     Train(train::TrainArgs),
+    /// Profile a plan or model on the emulated tiles: summary, profile.json, Chrome trace, SVG plots.
+    Profile(profile::ProfileArgs),
 }
 
 /// Input shapes for models whose graph depends on them (LXMERT).
@@ -63,6 +66,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Train(a) => train::train(a),
         Command::Compile(a) => compile::compile_cmd(a),
+        Command::Profile(a) => profile::profile(a),
     }
 }
 

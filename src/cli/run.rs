@@ -73,6 +73,40 @@ pub struct RunArgs {
     compile: CompileFlags,
 }
 
+impl RunArgs {
+    /// Arguments of a tile run of `model` (a plan or a model) on `inputs`, for `profile`.
+    pub(crate) fn for_tiles(
+        model: String,
+        inputs: PathBuf,
+        weights: Option<PathBuf>,
+        seed: Option<u64>,
+        precision: PrecisionArgs,
+        compile: CompileFlags,
+    ) -> Self {
+        RunArgs {
+            model,
+            inputs,
+            outputs: PathBuf::new(),
+            weights,
+            seed,
+            train: false,
+            precision,
+            engine: Some(Engine::Tiles),
+            repeat: 1,
+            compile,
+        }
+    }
+}
+
+/// A plan (loaded, or compiled from a model) with its weights and inputs, for the tiles.
+pub(crate) fn tiles_prepare(a: &RunArgs, is_plan: bool) -> Result<tiles::Prepared> {
+    if is_plan {
+        tiles::prepare_plan(a)
+    } else {
+        tiles::prepare_model(a)
+    }
+}
+
 /// `graph` through the mixed-precision pass when `precision` is given.
 fn forward_graph(graph: Graph, precision: Option<&PrecisionConfig>) -> Result<Graph> {
     match precision {

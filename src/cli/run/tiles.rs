@@ -59,8 +59,39 @@ fn read_feeds(
     }
 }
 
+/// A compiled (or loaded) plan with the weights and inputs to run it on.
+pub(crate) struct Prepared {
+    /// The plan (with its tile program).
+    pub plan: Plan,
+    /// Parameter values by name (before the cast to the plan's types).
+    pub params: HashMap<String, Tensor>,
+    /// Input tensors by name.
+    pub inputs: HashMap<String, Tensor>,
+}
+
+impl Prepared {
+    /// The tile program.
+    pub fn tiles(&self) -> Result<&TilePlan> {
+        self.plan
+            .tiles
+            .as_ref()
+            .ok_or_else(|| anyhow!("the plan has no tile program"))
+    }
+
+    /// The weights cast to the plan's parameter types.
+    pub fn weights(&self) -> HashMap<String, Tensor> {
+        params_for_graph(&self.plan.graph, &self.params)
+    }
+}
+
 /// `tessera run MODEL --engine tiles`.
 pub(super) fn run_model(a: &RunArgs) -> Result<()> {
+    let p = prepare_model(a)?;
+    execute(a, p.tiles()?, &p.plan.graph, &p.params, &p.inputs)
+}
+
+/// Compiles MODEL with the compile flags for the tiles and reads its inputs.
+pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
     if a.train {
         bail!("training on tiles: not yet (run --train with --engine reference)");
     }
@@ -101,15 +132,21 @@ pub(super) fn run_model(a: &RunArgs) -> Result<()> {
     for n in notes {
         eprintln!("note: {n}");
     }
-    let tiles = plan
-        .tiles
-        .as_ref()
-        .ok_or_else(|| anyhow!("the compiled plan has no tile program"))?;
-    execute(a, tiles, &plan.graph, &params, &inputs)
+    Ok(Prepared {
+        plan,
+        params,
+        inputs,
+    })
 }
 
 /// `tessera run PLAN`.
 pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
+    let p = prepare_plan(a)?;
+    execute(a, p.tiles()?, &p.plan.graph, &p.params, &p.inputs)
+}
+
+/// Loads a plan file, its default (or given) weights and the inputs.
+pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
     let path = Path::new(&a.model);
     if a.train {
         bail!(
@@ -155,5 +192,10 @@ pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
             path.display()
         );
     }
-    execute(a, tiles, &plan.graph, &params, &inputs)
+    let _ = tiles;
+    Ok(Prepared {
+        plan,
+        params,
+        inputs,
+    })
 }

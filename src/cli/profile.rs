@@ -1,0 +1,140 @@
+//! `tessera profile PLAN|MODEL [--inputs F] [compile flags] [--out DIR]` and
+//! `tessera profile --compare A B`.
+//!
+//! Given a MODEL it compiles it for the tiles with the same flags as `tessera compile`
+//! (`--ipus`, `--target`, `--placement`, `--precision`, ...); given a plan file it loads it.
+//! Without `--inputs` it generates a batch (the synthetic VQA task's questions, objects and
+//! boxes for LXMERT; written next to the report as `inputs.safetensors`). The plan then runs
+//! once on the emulated tiles with tracing on, and `tessera-profile` writes `summary.txt`
+//! (also printed), `profile.json`, `trace.json` (Chrome trace events) and the SVG plots.
+
+use super::compile_flags::CompileFlags;
+use super::precision::PrecisionArgs;
+use super::run::{tiles_prepare, RunArgs};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tessera::data::{DataSource, SyntheticShape};
+use tessera::model;
+use tessera_passes::lower::program::TileSession;
+use tessera_profile::{compare, summary_text, write_all, Profile, ProfileMeta};
+use tessera_runtime::TraceMode;
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// A plan written by `tessera compile`, or a model (preset, config.json, Hugging Face
+    /// directory, text IR) to compile for the tiles.
+    model: Option<String>,
+    /// Input tensors (safetensors); generated when absent (LXMERT models only).
+    #[arg(long)]
+    inputs: Option<PathBuf>,
+    /// Directory for the report (created; its report files are replaced).
+    #[arg(long, default_value = "profile")]
+    out: PathBuf,
+    /// Print the differences between two profiles (report directories or profile.json files).
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    compare: Vec<PathBuf>,
+    /// Parameter values (safetensors with Hugging Face state-dict names).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Seed of the weights' random initialisation and of generated inputs.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Samples in a generated batch.
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// Question length of generated inputs.
+    #[arg(long, default_value_t = 20)]
+    seq_len: usize,
+    /// Objects per image of generated inputs.
+    #[arg(long, default_value_t = 36)]
+    num_objects: usize,
+    #[command(flatten)]
+    precision: PrecisionArgs,
+    #[command(flatten)]
+    compile: CompileFlags,
+}
+
+/// Writes a generated LXMERT batch (no labels) to `out/inputs.safetensors`.
+fn generate_inputs(a: &ProfileArgs, model_arg: &str) -> Result<PathBuf> {
+    let spec = model::resolve(model_arg)?;
+    let Some(config) = spec.lxmert_config() else {
+        bail!("{model_arg}: generated inputs exist for LXMERT models only; give --inputs");
+    };
+    let shape = SyntheticShape {
+        seq_len: a.seq_len,
+        num_objects: a.num_objects,
+    };
+    let mut data = DataSource::synthetic(config, shape, a.seed.unwrap_or(0));
+    let mut batch: BTreeMap<String, _> = data.next_batch(a.batch_size)?;
+    batch.remove("labels");
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let path = a.out.join("inputs.safetensors");
+    tessera_ir::io::save_safetensors(&path, &batch)?;
+    Ok(path)
+}
+
+pub fn profile(a: ProfileArgs) -> Result<()> {
+    if let [x, y] = a.compare.as_slice() {
+        let (pa, pb) = (Profile::load(x)?, Profile::load(y)?);
+        print!("{}", compare(&pa, &pb));
+        return Ok(());
+    }
+    let Some(model_arg) = a.model.clone() else {
+        bail!("give a plan or a model to profile, or --compare A B");
+    };
+    let is_plan = tessera::execute::is_plan_file(std::path::Path::new(&model_arg));
+    let inputs = match &a.inputs {
+        Some(p) => p.clone(),
+        None if is_plan => {
+            let plan = tessera_plan::Plan::load(std::path::Path::new(&model_arg))?;
+            generate_inputs(&a, &plan.source.model)?
+        }
+        None => generate_inputs(&a, &model_arg)?,
+    };
+    let run = RunArgs::for_tiles(
+        model_arg.clone(),
+        inputs,
+        a.weights.clone(),
+        a.seed,
+        a.precision,
+        a.compile,
+    );
+    let prepared = tiles_prepare(&run, is_plan)?;
+    let tiles = prepared.tiles()?;
+    let mut session = TileSession::new(tiles)?;
+    session
+        .load(&prepared.weights())
+        .context("loading the weights onto the tiles")?;
+    let (_, trace) = session.run(&prepared.inputs, TraceMode::On)?;
+    let batch = prepared
+        .inputs
+        .get("input_ids")
+        .and_then(|t| t.shape().first().copied())
+        .unwrap_or(1) as u64;
+    let mut settings = BTreeMap::new();
+    settings.insert("chips".to_string(), tiles.step.chips.to_string());
+    settings.insert("target".to_string(), prepared.plan.target.name.clone());
+    settings.insert(
+        "precision".to_string(),
+        prepared.plan.report.settings.precision.clone(),
+    );
+    let meta = ProfileMeta {
+        model: prepared.plan.source.model.clone(),
+        batch,
+        settings,
+    };
+    let profile = Profile::new(tiles, &prepared.plan.target, Some(&trace), meta)?;
+    let files = write_all(&profile, &a.out)?;
+    print!("{}", summary_text(&profile));
+    eprintln!(
+        "wrote {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
