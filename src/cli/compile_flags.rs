@@ -248,6 +248,7 @@ impl CompileFlags {
         let tiles = TileOptions {
             allow_oom: self.allow_oom,
             matmul_proportion: self.matmul_proportion,
+            train: false,
         };
         Ok((opts, tiles))
     }

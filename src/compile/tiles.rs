@@ -6,8 +6,9 @@
 //! `matmul_proportion`; a per-IPU list is reduced to its smallest value (the lowering takes
 //! one proportion for every chip, and the smallest is the one every chip can afford). A tile
 //! out of memory is an error with the lowering's report, unless `allow_oom`, in which case
-//! the plan keeps the report ([`TilePlan::oom`]) and cannot be run. Training plans are not
-//! lowered yet.
+//! the plan keeps the report ([`TilePlan::oom`]) and cannot be run. Training plans are lowered
+//! only when asked (`run --train --engine tiles`: loss and gradients on the tiles); `compile
+//! --train` keeps them graph-level (the pipelined schedule on tiles is not there yet).
 
 use anyhow::{bail, Result};
 use std::time::Instant;
@@ -23,6 +24,9 @@ pub struct TileOptions {
     pub allow_oom: bool,
     /// The matmul memory proportion, overriding the IPU configuration's.
     pub matmul_proportion: Option<f64>,
+    /// Lower a training plan too (`run --train --engine tiles`; `compile --train` keeps the
+    /// plan graph-level).
+    pub train: bool,
 }
 
 /// The matmul proportion to lower with: `flag`, else the smallest of the IPU
@@ -53,7 +57,7 @@ pub fn matmul_proportion(cfg: &IpuConfig, flag: Option<f64>) -> Result<(f64, Opt
 /// Lowers a forward `plan` to tiles and stores the tile program in it (a training plan is
 /// left without one). Returns the matmul-proportion note of [`matmul_proportion`], if any.
 pub fn lower_tiles(plan: &mut Plan, opts: &TileOptions) -> Result<Option<String>> {
-    if plan.report.settings.train {
+    if plan.report.settings.train && !opts.train {
         plan.tiles = None;
         return Ok(None);
     }

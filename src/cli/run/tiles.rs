@@ -52,8 +52,12 @@ fn read_feeds(
     let tensors = tessera_ir::io::load_safetensors(&a.inputs)?;
     match spec.lxmert_config() {
         Some(config) => {
-            let f = feeds::lxmert_feeds(tensors, config, &a.inputs, false)?;
-            Ok((f.inputs, Some((f.shapes, f.visual_attention_mask))))
+            let f = feeds::lxmert_feeds(tensors, config, &a.inputs, a.train)?;
+            let mut inputs = f.inputs;
+            if let (true, Some(labels)) = (a.train, f.labels) {
+                inputs.insert("labels".into(), labels);
+            }
+            Ok((inputs, Some((f.shapes, f.visual_attention_mask))))
         }
         None => Ok((feeds::ir_feeds(&ir_graph()?, tensors, &a.inputs)?, None)),
     }
@@ -92,10 +96,12 @@ pub(super) fn run_model(a: &RunArgs) -> Result<()> {
 
 /// Compiles MODEL with the compile flags for the tiles and reads its inputs.
 pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
-    if a.train {
-        bail!("training on tiles: not yet (run --train with --engine reference)");
+    let precision = a.precision.resolve(a.train)?;
+    if a.train && precision.is_some() {
+        bail!(
+            "training on tiles runs in fp32 for now (drop --precision, or use --engine reference)"
+        );
     }
-    let precision = a.precision.resolve(false)?;
     if precision.as_ref().is_some_and(|p| p.stochastic_rounding) {
         bail!("stochastic rounding on tiles: not yet (use --stochastic-rounding=false or --engine reference)");
     }
@@ -113,15 +119,17 @@ pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
     let subject = Subject {
         model: &a.model,
         spec: &spec,
-        train: false,
+        train: a.train,
         seq_len: shapes.seq_len,
         num_objects: shapes.num_objects,
         micro_batch: shapes.batch,
         precision: precision.as_ref(),
     };
-    let (opts, tile_opts) = a
+    let (opts, mut tile_opts) = a
         .compile
         .options(&subject, a.precision.ipu_config.as_deref())?;
+    // `run --train` executes the training step (loss and gradients) on the tiles.
+    tile_opts.train = a.train;
     let build = BuildOptions {
         visual_attention_mask,
         ..BuildOptions::default()
