@@ -90,6 +90,15 @@ fn profile_writes_every_report_file_and_compares() {
 }
 
 #[test]
+fn profile_of_the_training_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = profile_to(tmp.path(), &["--train", "--ipus", "2"]);
+    assert!(summary.contains("step=training"), "{summary}");
+    // The backward's vertex kinds appear (the embedding gradients are scatter-adds).
+    assert!(summary.contains("scatter_add"), "{summary}");
+}
+
+#[test]
 fn profile_without_a_subject_is_an_error() {
     let out = tessera(&["profile"]);
     assert!(!out.status.success());

@@ -5,7 +5,8 @@
 //! - `run/lxmert-base-fwd-4chips`: one execution of that plan on the emulator (weights already
 //!   in tile memory), to compare with PyTorch's ≈ 0.25 s for the same forward on this machine
 //!   (`../shared/fixtures/README.md`); the target is at most 2× that;
-//! - `run/lxmert-tiny-fwd-1chip`: the same for lxmert-tiny.
+//! - `run/lxmert-tiny-fwd-1chip`: the same for lxmert-tiny, and `...-traced` with the
+//!   per-superstep trace on (what recording costs).
 //!
 //! Before timing, each plan's outputs are checked against the reference evaluator (1e-5
 //! relative), so the benchmark never times a wrong program.
@@ -111,6 +112,10 @@ fn bench(c: &mut Criterion) {
     let mut s = session(&plan, &g, &params, &inputs);
     group.bench_function("run/lxmert-tiny-fwd-1chip", |b| {
         b.iter(|| s.run(&inputs, TraceMode::Off).unwrap())
+    });
+    // The same with the per-superstep trace on (the profiler's input): its cost.
+    group.bench_function("run/lxmert-tiny-fwd-1chip-traced", |b| {
+        b.iter(|| s.run(&inputs, TraceMode::On).unwrap())
     });
 
     let (mut g, params, inputs) = build("lxmert-base");

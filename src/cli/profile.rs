@@ -38,6 +38,10 @@ pub struct ProfileArgs {
     /// Parameter values (safetensors with Hugging Face state-dict names).
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Profile the training step (loss and gradients; fp32) instead of the forward pass; the
+    /// inputs then need `labels` (generated ones have them).
+    #[arg(long)]
+    train: bool,
     /// Seed of the weights' random initialisation and of generated inputs.
     #[arg(long)]
     seed: Option<u64>,
@@ -56,7 +60,7 @@ pub struct ProfileArgs {
     compile: CompileFlags,
 }
 
-/// Writes a generated LXMERT batch (no labels) to `out/inputs.safetensors`.
+/// Writes a generated LXMERT batch (with labels for `--train`) to `out/inputs.safetensors`.
 fn generate_inputs(a: &ProfileArgs, model_arg: &str) -> Result<PathBuf> {
     let spec = model::resolve(model_arg)?;
     let Some(config) = spec.lxmert_config() else {
@@ -68,7 +72,9 @@ fn generate_inputs(a: &ProfileArgs, model_arg: &str) -> Result<PathBuf> {
     };
     let mut data = DataSource::synthetic(config, shape, a.seed.unwrap_or(0));
     let mut batch: BTreeMap<String, _> = data.next_batch(a.batch_size)?;
-    batch.remove("labels");
+    if !a.train {
+        batch.remove("labels");
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let path = a.out.join("inputs.safetensors");
     tessera_ir::io::save_safetensors(&path, &batch)?;
@@ -98,6 +104,7 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         inputs,
         a.weights.clone(),
         a.seed,
+        a.train,
         a.precision,
         a.compile,
     );
@@ -115,6 +122,10 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         .unwrap_or(1) as u64;
     let mut settings = BTreeMap::new();
     settings.insert("chips".to_string(), tiles.step.chips.to_string());
+    settings.insert(
+        "step".to_string(),
+        if a.train { "training" } else { "forward" }.to_string(),
+    );
     settings.insert("target".to_string(), prepared.plan.target.name.clone());
     settings.insert(
         "precision".to_string(),

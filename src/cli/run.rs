@@ -80,6 +80,7 @@ impl RunArgs {
         inputs: PathBuf,
         weights: Option<PathBuf>,
         seed: Option<u64>,
+        train: bool,
         precision: PrecisionArgs,
         compile: CompileFlags,
     ) -> Self {
@@ -89,7 +90,7 @@ impl RunArgs {
             outputs: PathBuf::new(),
             weights,
             seed,
-            train: false,
+            train,
             precision,
             engine: Some(Engine::Tiles),
             repeat: 1,
