@@ -1,18 +1,7 @@
 //! Number formatting and a small aligned-table renderer shared by the text reports
 //! ([`crate::summary_text`], [`crate::compare`]), so both print the same way.
 
-/// `1234567` → `1,234,567`.
-pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub(crate) use tessera_passes::lower::thousands;
 
 /// Signed thousands: `+1,234`, `-56`, `0`.
 pub(crate) fn signed(n: i128) -> String {

@@ -67,6 +67,36 @@ impl Ctx<'_> {
         ))
     }
 
+    /// The regions of every operand for output piece `p` (see [`Ctx::operand_on`]) and their
+    /// total bytes.
+    fn operands_on(
+        &mut self,
+        vals: &[Val],
+        accesses: &[Access],
+        p: &Piece,
+        cyclic: bool,
+        (copies, scratch): (&mut Vec<Exchange>, &mut Scratch),
+        label: &str,
+    ) -> Result<(Vec<Region>, u64), LowerError> {
+        let mut regions = Vec::with_capacity(vals.len());
+        let mut bytes = 0;
+        for (v, a) in vals.iter().zip(accesses) {
+            let r = self.operand_on(
+                v,
+                a,
+                p.tile,
+                (p.start, p.end),
+                cyclic,
+                copies,
+                scratch,
+                &format!("operand of {label}"),
+            )?;
+            bytes += u64::from(r.len);
+            regions.push(r);
+        }
+        Ok((regions, bytes))
+    }
+
     /// Frees an op's scratch blocks.
     pub(crate) fn free_scratch(&mut self, scratch: Scratch) -> Result<(), LowerError> {
         for (tile, offset, bytes, category) in scratch.blocks {
@@ -221,22 +251,15 @@ impl Ctx<'_> {
                 to_u32((p.end - p.start) * out_eb, "length")?,
             );
             let cyclic = matches!(op, Op::Binary(_) | Op::Compare(_) | Op::Select);
-            let mut regions = Vec::with_capacity(vals.len());
-            let mut bytes = u64::from(dst.len);
-            for (v, a) in vals.iter().zip(&accesses) {
-                let r = self.operand_on(
-                    v,
-                    a,
-                    p.tile,
-                    (p.start, p.end),
-                    cyclic,
-                    &mut copies,
-                    &mut scratch,
-                    &format!("operand of {label}"),
-                )?;
-                bytes += u64::from(r.len);
-                regions.push(r);
-            }
+            let (regions, bytes) = self.operands_on(
+                &vals,
+                &accesses,
+                p,
+                cyclic,
+                (&mut copies, &mut scratch),
+                &label,
+            )?;
+            let bytes = bytes + u64::from(dst.len);
             let vertex = match (&op, regions.as_slice(), in_elems.as_slice()) {
                 (Op::Unary(u), [src], _) => Vertex::Unary {
                     op: *u,
@@ -350,22 +373,15 @@ impl Ctx<'_> {
                 to_u32(p.offset, "offset")?,
                 to_u32((p.end - p.start) * eb, "length")?,
             );
-            let mut regions = Vec::with_capacity(vals.len());
-            let mut bytes = u64::from(dst.len);
-            for (v, a) in vals.iter().zip(&accesses) {
-                let r = self.operand_on(
-                    v,
-                    a,
-                    p.tile,
-                    (p.start, p.end),
-                    true,
-                    &mut copies,
-                    &mut scratch,
-                    &format!("operand of {label}"),
-                )?;
-                bytes += u64::from(r.len);
-                regions.push(r);
-            }
+            let (regions, bytes) = self.operands_on(
+                &vals,
+                &accesses,
+                p,
+                true,
+                (&mut copies, &mut scratch),
+                &label,
+            )?;
+            let bytes = bytes + u64::from(dst.len);
             let vertex = match (&op, regions.as_slice()) {
                 (Op::Softmax, [src]) => Vertex::Softmax {
                     elem,
