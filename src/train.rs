@@ -20,6 +20,7 @@
 
 mod config;
 pub mod precision;
+pub mod tiles;
 
 pub use config::TrainConfig;
 
@@ -65,6 +66,8 @@ pub struct Trainer {
     /// Training steps run, skipped ones included.
     iteration: usize,
     scaler: LossScaler,
+    /// The gradient graph on the emulated tiles (`train --engine tiles`), if chosen.
+    tiles: Option<tiles::TileStep>,
 }
 
 /// Builds the gradient graph of `forward` for labels of type `labels`: loss + autodiff,
@@ -133,7 +136,23 @@ impl Trainer {
             step: 0,
             iteration: 0,
             scaler,
+            tiles: None,
         })
+    }
+
+    /// Runs the gradient graph on the emulated tiles from now on: lowered for `target` on
+    /// `chips` chips (fp32 only; the reference engine's arithmetic, bit for bit up to the
+    /// order of matmul sums). Returns the supersteps of one micro-batch.
+    pub fn use_tiles(&mut self, target: &tessera_target::Target, chips: u32) -> Result<usize> {
+        if self.cfg.precision.is_some() {
+            anyhow::bail!(
+                "training on tiles runs in fp32 for now (drop --precision, or use --engine reference)"
+            );
+        }
+        let t = tiles::TileStep::new(&self.grad_graph, target, chips)?;
+        let steps = t.supersteps();
+        self.tiles = Some(t);
+        Ok(steps)
     }
 
     /// The gradient graph (forward + loss + backward).
@@ -172,14 +191,15 @@ impl Trainer {
     /// Loss and gradients of one micro-batch (`inputs` include `labels`); the gradients are
     /// multiplied by the current loss scale.
     pub fn loss_and_grads(
-        &self,
+        &mut self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<(f64, BTreeMap<String, Tensor>)> {
-        self.loss_and_grads_with(inputs, &self.eval_options(0))
+        let opts = self.eval_options(0);
+        self.loss_and_grads_with(inputs, &opts)
     }
 
     fn loss_and_grads_with(
-        &self,
+        &mut self,
         inputs: &HashMap<String, Tensor>,
         opts: &EvalOptions,
     ) -> Result<(f64, BTreeMap<String, Tensor>)> {
@@ -195,8 +215,14 @@ impl Trainer {
         } else {
             inputs
         };
-        let mut out = tessera_ir::eval::evaluate_with(&self.grad_graph, inputs, &self.params, opts)
-            .context("evaluating the gradient graph")?;
+        let mut out: BTreeMap<String, Tensor> = match &mut self.tiles {
+            Some(t) => t
+                .run(self.step, &self.params, inputs)?
+                .into_iter()
+                .collect(),
+            None => tessera_ir::eval::evaluate_with(&self.grad_graph, inputs, &self.params, opts)
+                .context("evaluating the gradient graph")?,
+        };
         let loss = out
             .remove("loss")
             .context("gradient graph has no `loss` output")?

@@ -185,8 +185,8 @@ fn stochastic_rounding_is_seeded_and_deterministic() {
         master_weights: MasterWeights::F16,
         ..PrecisionConfig::plain_fp16()
     };
-    let (a, inputs) = tiny_trainer(Some(cfg.clone()));
-    let (b, _) = tiny_trainer(Some(cfg));
+    let (mut a, inputs) = tiny_trainer(Some(cfg.clone()));
+    let (mut b, _) = tiny_trainer(Some(cfg));
     let (la, ga) = a.loss_and_grads(&inputs).unwrap();
     let (lb, gb) = b.loss_and_grads(&inputs).unwrap();
     assert_eq!(la.to_bits(), lb.to_bits());

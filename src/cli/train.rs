@@ -68,6 +68,25 @@ pub struct TrainArgs {
     quiet: bool,
     #[command(flatten)]
     precision: PrecisionArgs,
+    /// Where the gradient graph runs: the reference evaluator, or the emulated IPU tiles (fp32;
+    /// the optimizer runs on the host either way).
+    #[arg(long, value_enum, default_value_t = TrainEngine::Reference)]
+    engine: TrainEngine,
+    /// With `--engine tiles`: a target preset (mk2, mk1) or a target JSON file.
+    #[arg(long, default_value = "mk2")]
+    target: String,
+    /// With `--engine tiles`: chips to place the training step on (pipeline pass, auto placement).
+    #[arg(long, default_value_t = 1)]
+    ipus: u32,
+}
+
+/// Where `train` runs the gradient graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainEngine {
+    /// The reference evaluator.
+    Reference,
+    /// The emulated tiles.
+    Tiles,
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
@@ -125,6 +144,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let params = spec.weights(a.weights.as_deref(), a.seed)?;
     let trainer_precision = cfg.precision.clone();
     let mut trainer = Trainer::new(&forward, &labels.ty(), params, cfg)?;
+    if a.engine == TrainEngine::Tiles {
+        let target = tessera_target::Target::resolve(&a.target)?;
+        let steps = trainer.use_tiles(&target, a.ipus.max(1))?;
+        eprintln!(
+            "gradient graph on {} emulated {} chip(s): {steps} supersteps per micro-batch",
+            a.ipus.max(1),
+            target.name
+        );
+    } else if a.ipus != 1 || a.target != "mk2" {
+        anyhow::bail!("--target and --ipus apply to --engine tiles");
+    }
     let mut log = match &a.log {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
