@@ -46,7 +46,14 @@ pub fn memory_svg(p: &Profile) -> String {
             w: WIDTH - 120.0,
             h: PANEL - 80.0,
         };
-        let top_bytes = (c.capacity_bytes.max(c.max_peak_bytes) as f64 * 1.05).max(1.0);
+        // A chip using under a quarter of its tiles' memory is drawn zoomed to its fullest tile
+        // (the capacity line is then off the scale, and the panel title says so).
+        let zoomed = c.max_peak_bytes.saturating_mul(4) < c.capacity_bytes;
+        let top_bytes = if zoomed {
+            (c.max_peak_bytes as f64 * 1.1).max(1.0)
+        } else {
+            (c.capacity_bytes.max(c.max_peak_bytes) as f64 * 1.05).max(1.0)
+        };
         let ts = ticks(top_bytes / kib, 5);
         let top = ts.last().copied().unwrap_or(1.0).max(top_bytes / kib);
         text(
@@ -55,11 +62,16 @@ pub fn memory_svg(p: &Profile) -> String {
             a.y - 6.0,
             "middle",
             &format!(
-                "chip {}: fullest tile {:.1} KiB of {:.1} KiB (headroom {:.1} KiB)",
+                "chip {}: fullest tile {:.1} KiB of {:.1} KiB (headroom {:.1} KiB){}",
                 c.chip,
                 c.max_peak_bytes as f64 / kib,
                 c.capacity_bytes as f64 / kib,
-                c.headroom_bytes as f64 / kib
+                c.headroom_bytes as f64 / kib,
+                if zoomed {
+                    "; zoomed, capacity off scale"
+                } else {
+                    ""
+                }
             ),
         );
         y_axis(&mut s, a, &ts, top, "memory per tile (KiB)");
@@ -78,8 +90,10 @@ pub fn memory_svg(p: &Profile) -> String {
                 }
             }
         }
-        let cy = ys(c.capacity_bytes);
-        let _ = writeln!(s, "<line x1=\"{:.1}\" y1=\"{cy:.1}\" x2=\"{:.1}\" y2=\"{cy:.1}\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>", a.x, a.x + a.w);
+        if !zoomed {
+            let cy = ys(c.capacity_bytes);
+            let _ = writeln!(s, "<line x1=\"{:.1}\" y1=\"{cy:.1}\" x2=\"{:.1}\" y2=\"{cy:.1}\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>", a.x, a.x + a.w);
+        }
         x_axis(&mut s, a, &ticks(tiles, 8), tiles, "tile (within chip)");
     }
     s.push_str("</svg>\n");
