@@ -22,16 +22,7 @@ const LOGITS: &str = "question_answering_score";
 /// Runs `tessera run MODEL --inputs I --outputs DIR/name` with `extra`; returns the outputs file.
 fn run_to(dir: &Path, name: &str, model: &Path, inputs: &Path, extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
-    let mut args = vec![
-        "run",
-        model.to_str().unwrap(),
-        "--inputs",
-        inputs.to_str().unwrap(),
-        "--outputs",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    tessera_ok(&args);
+    tessera_ok(&run_args(model, inputs, &out, extra));
     out
 }
 
@@ -290,16 +281,7 @@ fn bad_plans_and_inputs_are_clear_errors() {
     ]);
     let out = d.join("out.st");
     let run = |plan: &Path, inputs: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            plan.to_str().unwrap(),
-            "--inputs",
-            inputs.to_str().unwrap(),
-            "--outputs",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let err = tessera_err(&args);
+        let err = tessera_err(&run_args(plan, inputs, &out, extra));
         assert!(!out.exists(), "no output after an error: {err}");
         err
     };

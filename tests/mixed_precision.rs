@@ -29,16 +29,7 @@ fn run_tiny(extra: &[&str]) -> BTreeMap<String, Tensor> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
     let (model, inputs) = (tiny(), tiny_file("inputs.safetensors"));
-    let mut args = vec![
-        "run",
-        model.to_str().unwrap(),
-        "--inputs",
-        inputs.to_str().unwrap(),
-        "--outputs",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    tessera_ok(&args);
+    tessera_ok(&run_args(&model, &inputs, &out, extra));
     load(&out)
 }
 

@@ -31,12 +31,8 @@ fn run_train(model: &Path, inputs: &str) -> BTreeMap<String, Tensor> {
 fn run_train_with(model: &Path, inputs: &str, extra: &[&str]) -> BTreeMap<String, Tensor> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("grads.safetensors");
-    let (m, i, o) = (
-        model.to_str().unwrap().to_string(),
-        model.join(inputs).to_str().unwrap().to_string(),
-        out.to_str().unwrap().to_string(),
-    );
-    let mut args = vec!["run", &m, "--train", "--inputs", &i, "--outputs", &o];
+    let inputs = model.join(inputs);
+    let mut args = run_args(model, &inputs, &out, &["--train"]);
     args.extend_from_slice(extra);
     tessera_ok(&args);
     load(&out)

@@ -43,6 +43,25 @@ pub fn tessera_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The arguments of `tessera run MODEL --inputs I --outputs O`, then `extra`.
+pub fn run_args<'a>(
+    model: &'a Path,
+    inputs: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        model.to_str().unwrap(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--outputs",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Runs `tessera`, asserting a clean failure (exit 1, no panic); returns stderr.
 pub fn tessera_err(args: &[&str]) -> String {
     let out = tessera(args);

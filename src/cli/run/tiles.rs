@@ -172,12 +172,12 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
         bail!("{}: a plan's precision and IPU configuration were fixed by `tessera compile`; drop --precision/--ipu-config", path.display());
     }
     let plan = Plan::load(path)?;
-    let tiles = plan.tiles.as_ref().ok_or_else(|| {
-        anyhow!(
+    if plan.tiles.is_none() {
+        bail!(
             "{}: the plan has no tile program (training plans are not lowered to tiles yet); it can be inspected, not run",
             path.display()
-        )
-    })?;
+        );
+    }
     let spec = model::resolve(&plan.source.model).with_context(|| {
         format!(
             "{}: the plan was compiled from `{}`, which is needed for its input checks and default weights",
@@ -200,7 +200,6 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
             path.display()
         );
     }
-    let _ = tiles;
     Ok(Prepared {
         plan,
         params,

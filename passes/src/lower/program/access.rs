@@ -27,6 +27,7 @@ pub(crate) fn row_major(shape: &[usize]) -> Vec<u64> {
 
 impl Access {
     /// The identity map of a value of `shape` (reshape, same-shape operands).
+    #[cfg(test)]
     pub fn identity(shape: &[usize]) -> Self {
         Access {
             shape: shape.to_vec(),

@@ -4,7 +4,6 @@
 //! blocks are then exchanged into the output's row layout. All exchanges are static: no copy
 //! depends on the index values.
 
-use super::access::Access;
 use super::builder::{to_u32, Category};
 use super::layout::Layout;
 use super::lowering::Ctx;
@@ -35,22 +34,19 @@ impl Ctx<'_> {
         let label = self.label(id);
         let node = self.graph.node(id);
         let eb = node.ty.dtype.size_bytes() as u64;
-        let n = idx_id_len(self, *idx_id);
+        let n = self.graph.node(*idx_id).ty.num_elements() as u64;
         let chip = self.chip(id)?;
         let name = self.label(id);
 
         // Stage 1: indices to every block's tile; a lookup vertex per block.
         let (mut copies, mut work, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
-        let whole = Access::identity(&[n as usize]);
         let mut outs = Vec::with_capacity(blocks.len());
         for b in &blocks {
             let width = b.c1 - b.c0;
-            let indices = self.operand_on(
+            let indices = self.fetch(
                 &idx,
-                &whole,
+                &[(0, n)],
                 b.tile,
-                (0, n),
-                false,
                 &mut copies,
                 &mut scratch,
                 &format!("indices of {label}"),
@@ -121,8 +117,4 @@ impl Ctx<'_> {
         self.free_scratch(scratch)?;
         self.define(id, layout, false)
     }
-}
-
-fn idx_id_len(cx: &Ctx<'_>, id: NodeId) -> u64 {
-    cx.graph.node(id).ty.num_elements() as u64
 }

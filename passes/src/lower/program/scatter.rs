@@ -5,7 +5,6 @@
 //! gradient without exchange when both share blocks. A result that is a graph output is also
 //! copied into a row layout, from which it streams to the host.
 
-use super::access::Access;
 use super::builder::{emit_range, to_u32, Category};
 use super::layout::Layout;
 use super::lowering::Ctx;
@@ -42,15 +41,12 @@ impl Ctx<'_> {
             return Err(self.unsupported(id, "expected column blocks"));
         };
         let (mut copies, mut work, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
-        let whole = Access::identity(&[n as usize]);
         for b in blocks.clone() {
             let width = b.c1 - b.c0;
-            let indices = self.operand_on(
+            let indices = self.fetch(
                 &idx,
-                &whole,
+                &[(0, n)],
                 b.tile,
-                (0, n),
-                false,
                 &mut copies,
                 &mut scratch,
                 &format!("indices of {label}"),
