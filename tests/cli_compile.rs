@@ -349,6 +349,7 @@ fn lxmert_base_seed_config_auto_placement_beats_the_hand_placement() {
             "1",
             "--placement",
             placement,
+            "--no-tiles",
         ])
         .0
     };

@@ -323,25 +323,57 @@ fn bad_plans_and_inputs_are_clear_errors() {
     let err = run(&corrupt, &tiny_file("inputs.safetensors"), &[]);
     assert!(err.contains("corrupt"), "{err}");
 
-    // Training: no tile program yet.
+    // Training: a forward plan refuses --train; a training plan runs the pipelined step for
+    // one micro-batch (loss and gradients), as the reference engine computes them.
     let err = run(&plan, &tiny_file("inputs.safetensors"), &["--train"]);
-    assert!(err.contains("training on tiles: not yet"), "{err}");
+    assert!(err.contains("a forward plan"), "{err}");
     let train_plan = d.join("train.tsp");
-    let said = tessera_ok(&[
+    let tiny_dir = tiny();
+    tessera_ok(&[
         "compile",
-        "lxmert-tiny",
+        tiny_dir.to_str().unwrap(),
         "--train",
+        "--ipus",
+        "2",
         "--seq-len",
         "7",
         "--num-objects",
         "5",
+        "--micro-batch",
+        "2",
         "-o",
         train_plan.to_str().unwrap(),
     ]);
-    assert!(said.contains("no tile program"), "{said}");
-    let err = run(&train_plan, &tiny_file("inputs.safetensors"), &[]);
+    let got = run_to(
+        d,
+        "train-tiles",
+        &train_plan,
+        &tiny_file("train_soft.safetensors"),
+        &[],
+    );
+    let want = run_to(
+        d,
+        "train-ref",
+        &tiny(),
+        &tiny_file("train_soft.safetensors"),
+        &["--train", "--engine", "reference"],
+    );
+    let (got, want) = (load(&got), load(&want));
+    assert!(rel_err(&got["loss"], &want["loss"]) < 1e-5);
+    assert_eq!(got.len(), want.len());
+    let info = tessera_ok(&["inspect", train_plan.to_str().unwrap()]);
+    assert!(info.contains("supersteps"), "{info}");
+    let graph_only = d.join("graph-only.tsp");
+    tessera_ok(&[
+        "compile",
+        "lxmert-tiny",
+        "--train",
+        "--no-tiles",
+        "-o",
+        graph_only.to_str().unwrap(),
+    ]);
+    let err = run(&graph_only, &tiny_file("inputs.safetensors"), &[]);
     assert!(err.contains("no tile program"), "{err}");
-    assert!(tessera_ok(&["inspect", train_plan.to_str().unwrap()]).contains("no tile program"));
 }
 
 #[test]

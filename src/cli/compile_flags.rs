@@ -83,6 +83,10 @@ pub struct CompileFlags {
     /// Keep a plan whose tiles are out of memory (it can be inspected but not run).
     #[arg(long)]
     allow_oom: bool,
+    /// Stop after placement: a graph-level plan (stages, cost report) without tile programs,
+    /// in seconds even for the full-size seed configuration.
+    #[arg(long)]
+    no_tiles: bool,
 }
 
 /// Parses `123`, `200MB`, `1.5GiB`, ... as bytes.
@@ -249,6 +253,7 @@ impl CompileFlags {
             allow_oom: self.allow_oom,
             matmul_proportion: self.matmul_proportion,
             train: false,
+            skip: self.no_tiles,
         };
         Ok((opts, tiles))
     }

@@ -7,11 +7,13 @@
 //! one proportion for every chip, and the smallest is the one every chip can afford). A tile
 //! out of memory is an error with the lowering's report, unless `allow_oom`, in which case
 //! the plan keeps the report ([`TilePlan::oom`]) and cannot be run. Training plans are lowered
-//! only when asked (`run --train --engine tiles`: loss and gradients on the tiles); `compile
-//! --train` keeps them graph-level (the pipelined schedule on tiles is not there yet).
+//! as pipelines ([`tessera_passes::lower::program::pipeline::lower_pipelined`]): each stage's
+//! forward and backward as segments of PopART's schedule, with stashes for the micro-batches
+//! in flight and gradient accumulators on the tiles.
 
 use anyhow::{bail, Result};
 use std::time::Instant;
+use tessera_passes::lower::program::pipeline::lower_pipelined;
 use tessera_passes::lower::program::{lower_program, LowerOptions, TilePlan};
 use tessera_passes::lower::LowerError;
 use tessera_plan::{PassTiming, Plan};
@@ -24,9 +26,11 @@ pub struct TileOptions {
     pub allow_oom: bool,
     /// The matmul memory proportion, overriding the IPU configuration's.
     pub matmul_proportion: Option<f64>,
-    /// Lower a training plan too (`run --train --engine tiles`; `compile --train` keeps the
-    /// plan graph-level).
+    /// Kept for callers that lower training plans on request; training plans are always
+    /// lowered now.
     pub train: bool,
+    /// Do not lower: keep the plan graph-level (`--no-tiles`).
+    pub skip: bool,
 }
 
 /// The matmul proportion to lower with: `flag`, else the smallest of the IPU
@@ -54,10 +58,9 @@ pub fn matmul_proportion(cfg: &IpuConfig, flag: Option<f64>) -> Result<(f64, Opt
     Ok((smallest, note))
 }
 
-/// Lowers a forward `plan` to tiles and stores the tile program in it (a training plan is
-/// left without one). Returns the matmul-proportion note of [`matmul_proportion`], if any.
+/// Lowers `plan` to tiles (a training plan as a pipeline) and stores the tile program in it. Returns the matmul-proportion note of [`matmul_proportion`], if any.
 pub fn lower_tiles(plan: &mut Plan, opts: &TileOptions) -> Result<Option<String>> {
-    if plan.report.settings.train && !opts.train {
+    if opts.skip {
         plan.tiles = None;
         return Ok(None);
     }
@@ -68,7 +71,12 @@ pub fn lower_tiles(plan: &mut Plan, opts: &TileOptions) -> Result<Option<String>
         allow_oom: opts.allow_oom,
         matmul_proportion: proportion,
     };
-    let tiles: TilePlan = match lower_program(&plan.graph, &plan.target, &lower) {
+    let lowered = if plan.report.settings.train {
+        lower_pipelined(&plan.graph, &plan.target, &lower)
+    } else {
+        lower_program(&plan.graph, &plan.target, &lower)
+    };
+    let tiles: TilePlan = match lowered {
         Ok(t) => t,
         Err(LowerError::OutOfMemory(oom)) => bail!(
             "{oom}\n(the plan was not written: compile for more IPUs with --ipus N, lower \

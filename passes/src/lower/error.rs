@@ -119,6 +119,17 @@ pub enum LowerError {
         /// Chips available.
         chips: u32,
     },
+    /// The graph cannot run as a pipeline (e.g. a value flows from a later segment of the
+    /// schedule to an earlier one).
+    #[error("cannot pipeline {node} (@{scope}): {reason}")]
+    Pipeline {
+        /// The value's name.
+        node: String,
+        /// The node's scope.
+        scope: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// `n` with a comma every three digits: `701344` → `701,344`.

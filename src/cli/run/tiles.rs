@@ -46,15 +46,16 @@ type Feeds = (HashMap<String, Tensor>, Option<(Shapes, bool)>);
 /// visual attention mask was given.
 fn read_feeds(
     a: &RunArgs,
+    train: bool,
     spec: &ModelSpec,
     ir_graph: impl FnOnce() -> Result<Graph>,
 ) -> Result<Feeds> {
     let tensors = tessera_ir::io::load_safetensors(&a.inputs)?;
     match spec.lxmert_config() {
         Some(config) => {
-            let f = feeds::lxmert_feeds(tensors, config, &a.inputs, a.train)?;
+            let f = feeds::lxmert_feeds(tensors, config, &a.inputs, train)?;
             let mut inputs = f.inputs;
-            if let (true, Some(labels)) = (a.train, f.labels) {
+            if let (true, Some(labels)) = (train, f.labels) {
                 inputs.insert("labels".into(), labels);
             }
             Ok((inputs, Some((f.shapes, f.visual_attention_mask))))
@@ -112,7 +113,7 @@ pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
         seq_len: 1,
         num_objects: 1,
     };
-    let (inputs, lxmert) = read_feeds(a, &spec, || {
+    let (inputs, lxmert) = read_feeds(a, a.train, &spec, || {
         spec.graph(&no_shapes, &BuildOptions::default())
     })?;
     let (shapes, visual_attention_mask) = lxmert.unwrap_or((no_shapes, false));
@@ -156,12 +157,6 @@ pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
 /// Loads a plan file, its default (or given) weights and the inputs.
 pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
     let path = Path::new(&a.model);
-    if a.train {
-        bail!(
-            "{}: training on tiles: not yet (plans run the forward graph)",
-            path.display()
-        );
-    }
     if a.engine == Some(super::Engine::Reference) {
         bail!(
             "{} is a plan: it runs on the tiles (--engine reference takes a model)",
@@ -174,7 +169,14 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
     let plan = Plan::load(path)?;
     if plan.tiles.is_none() {
         bail!(
-            "{}: the plan has no tile program (training plans are not lowered to tiles yet); it can be inspected, not run",
+            "{}: the plan has no tile program (compiled with --no-tiles); it can be inspected, not run",
+            path.display()
+        );
+    }
+    let train = plan.report.settings.train;
+    if a.train && !train {
+        bail!(
+            "{}: a forward plan (compile with --train for the training step)",
             path.display()
         );
     }
@@ -186,7 +188,7 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
         )
     })?;
     let params = spec.weights(a.weights.as_deref(), a.seed.unwrap_or(plan.source.seed))?;
-    let (inputs, _) = read_feeds(a, &spec, || Ok(plan.graph.clone()))?;
+    let (inputs, _) = read_feeds(a, train, &spec, || Ok(plan.graph.clone()))?;
     let takes = |name: &str| {
         plan.graph
             .inputs()

@@ -53,6 +53,10 @@ pub(crate) enum Category {
     ExchangeBuffers,
     /// A vertex's own temporaries (matmul result blocks, lookups).
     Temporaries,
+    /// Gradient accumulators of a pipelined step (live for the whole step).
+    Gradients,
+    /// Pipeline boundary buffers and stash slots (live for the whole step).
+    Stash,
 }
 
 impl Category {
@@ -64,13 +68,17 @@ impl Category {
     pub fn always_live(self) -> bool {
         matches!(
             self,
-            Category::Weights | Category::Inputs | Category::Constants
+            Category::Weights
+                | Category::Inputs
+                | Category::Constants
+                | Category::Gradients
+                | Category::Stash
         )
     }
 }
 
 /// Number of [`Category`] values.
-pub(crate) const CATEGORIES: usize = 6;
+pub(crate) const CATEGORIES: usize = 8;
 
 /// A named allocation on one tile (for out-of-memory reports).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,8 +36,10 @@ struct Buf {
     elem_bytes: u64,
     /// Remaining operand uses of all values aliasing it.
     uses: usize,
-    /// Never freed (always-live values and graph outputs).
+    /// Never freed by liveness (always-live values and graph outputs).
     pinned: bool,
+    /// Already returned to the allocators.
+    freed: bool,
 }
 
 /// The lowering's state while walking the graph.
@@ -50,7 +52,7 @@ pub(crate) struct Ctx<'g> {
     bufs: Vec<Buf>,
     names: HashMap<NodeId, String>,
     uses: HashMap<NodeId, usize>,
-    outputs: Vec<NodeId>,
+    pub(crate) outputs: Vec<NodeId>,
     /// Host buffers, stream copies and fills of the `load` program.
     pub load_buffers: Vec<HostBuffer>,
     pub load_copies: Vec<StreamCopy>,
@@ -155,6 +157,7 @@ impl<'g> Ctx<'g> {
             elem_bytes: eb,
             uses,
             pinned,
+            freed: false,
         });
         let buf = self.bufs.len() - 1;
         self.vals.insert(
@@ -192,11 +195,55 @@ impl<'g> Ctx<'g> {
     }
 
     fn drop_buf(&mut self, buf: usize) -> Result<(), LowerError> {
-        let Some(b) = self.bufs.get(buf) else {
+        let Some(b) = self.bufs.get_mut(buf) else {
             return Ok(());
         };
+        if b.freed {
+            return Ok(());
+        }
+        b.freed = true;
         let (layout, eb) = (b.layout.clone(), b.elem_bytes);
         self.b.free_layout(&layout, eb)
+    }
+
+    /// A buffer of `layout` (already allocated) owned by no node yet; `pinned` buffers are
+    /// only freed by [`Ctx::free_buf_now`].
+    pub(crate) fn new_buf(&mut self, layout: Layout, elem_bytes: u64, pinned: bool) -> usize {
+        self.bufs.push(Buf {
+            layout,
+            elem_bytes,
+            uses: 0,
+            pinned,
+            freed: false,
+        });
+        self.bufs.len() - 1
+    }
+
+    /// Makes node `id` (already lowered) read buffer `buf` from now on: the bytes of a value
+    /// computed in another pipeline segment, copied there.
+    pub(crate) fn redirect(&mut self, id: NodeId, buf: usize) {
+        let Some(layout) = self.bufs.get(buf).map(|b| b.layout.clone()) else {
+            return;
+        };
+        if let Some(v) = self.vals.get_mut(&id) {
+            v.layout = layout;
+            v.buf = buf;
+        }
+    }
+
+    /// Returns buffer `buf`'s bytes to the allocators now, whatever its remaining uses.
+    pub(crate) fn free_buf_now(&mut self, buf: usize) -> Result<(), LowerError> {
+        self.drop_buf(buf)
+    }
+
+    /// The buffer holding node `id`'s value, if it was lowered.
+    pub(crate) fn buf_of(&self, id: NodeId) -> Option<usize> {
+        self.vals.get(&id).map(|v| v.buf)
+    }
+
+    /// Whether node `id` has been lowered.
+    pub(crate) fn is_lowered(&self, id: NodeId) -> bool {
+        self.vals.contains_key(&id)
     }
 
     /// One use of `id` is done; frees its bytes after the last one.
@@ -227,13 +274,34 @@ impl<'g> Ctx<'g> {
 ///
 /// Errors: [`LowerError::NoTiles`], [`LowerError::InvalidOption`] (a proportion outside
 /// (0, 1]), [`LowerError::StageOutOfRange`] (a stage beyond `opts.chips`),
-/// [`LowerError::Unsupported`] (an op without tile vertices, e.g. the backward's
-/// `scatter_add`), and [`LowerError::OutOfMemory`] unless `opts.allow_oom`.
+/// [`LowerError::Unsupported`] (an op without tile vertices), and
+/// [`LowerError::OutOfMemory`] unless `opts.allow_oom`.
 pub fn lower_program(
     graph: &Graph,
     target: &Target,
     opts: &LowerOptions,
 ) -> Result<TilePlan, LowerError> {
+    let order = graph.topo_order();
+    let (mut cx, gather_tables) = Ctx::setup(graph, target, opts, &order, &HashMap::new())?;
+    cx.lower_sources(&order, &gather_tables)?;
+    for &n in &order {
+        cx.lower_node(n)?;
+    }
+    let outputs: Vec<(String, NodeId)> = graph
+        .outputs()
+        .iter()
+        .map(|o| (o.name.clone(), o.node))
+        .collect();
+    super::pack::finish(cx, &outputs)
+}
+
+/// Checks the options and the target; the number of pipeline stages of `order`.
+pub(crate) fn check(
+    graph: &Graph,
+    target: &Target,
+    opts: &LowerOptions,
+    order: &[NodeId],
+) -> Result<u32, LowerError> {
     if target.tiles_per_chip == 0 {
         return Err(LowerError::NoTiles {
             target: target.name.clone(),
@@ -245,108 +313,133 @@ pub fn lower_program(
             reason: format!("{} is not in (0, 1]", opts.matmul_proportion),
         });
     }
-    let order = graph.topo_order();
-    let stages = order
+    Ok(order
         .iter()
         .map(|&n| graph.node(n).annot.stage.unwrap_or(0))
         .max()
-        .map_or(1, |s| s + 1);
-    let chips = if opts.chips == 0 { stages } else { opts.chips };
-    let mut uses: HashMap<NodeId, usize> = HashMap::new();
-    let mut gather_tables = Vec::new();
-    for &n in &order {
-        let ops = graph.operands(n);
-        if matches!(graph.node(n).op, Op::Gather { .. }) {
-            // The table, looking through casts (fp16 working copies of an f32 table): the
-            // parameter gets column blocks and the casts keep them.
-            let mut t = ops.first().copied();
-            while let Some(id) = t {
-                gather_tables.push(id);
-                t = match graph.node(id).op {
-                    Op::Cast { .. } => graph.operands(id).first().copied(),
-                    _ => None,
-                };
+        .map_or(1, |s| s + 1))
+}
+
+impl<'g> Ctx<'g> {
+    /// A fresh lowering of `graph` (nodes in `order`), with `extra_uses` added to the
+    /// operand counts; returns it with the gather tables (looked through casts).
+    pub(crate) fn setup(
+        graph: &'g Graph,
+        target: &'g Target,
+        opts: &'g LowerOptions,
+        order: &[NodeId],
+        extra_uses: &HashMap<NodeId, usize>,
+    ) -> Result<(Self, Vec<NodeId>), LowerError> {
+        let stages = check(graph, target, opts, order)?;
+        let chips = if opts.chips == 0 { stages } else { opts.chips };
+        let mut uses: HashMap<NodeId, usize> = extra_uses.clone();
+        let mut gather_tables = Vec::new();
+        for &n in order {
+            let ops = graph.operands(n);
+            if matches!(graph.node(n).op, Op::Gather { .. }) {
+                // The table, looking through casts (fp16 working copies of an f32 table): the
+                // parameter gets column blocks and the casts keep them.
+                let mut t = ops.first().copied();
+                while let Some(id) = t {
+                    gather_tables.push(id);
+                    t = match graph.node(id).op {
+                        Op::Cast { .. } => graph.operands(id).first().copied(),
+                        _ => None,
+                    };
+                }
+            }
+            for o in ops {
+                *uses.entry(o).or_default() += 1;
             }
         }
-        for o in ops {
-            *uses.entry(o).or_default() += 1;
+        let cx = Ctx {
+            graph,
+            target,
+            opts,
+            b: Builder::new(chips, target.tiles_per_chip),
+            vals: HashMap::new(),
+            bufs: Vec::new(),
+            names: graph.value_names(),
+            uses,
+            outputs: graph.outputs().iter().map(|o| o.node).collect(),
+            load_buffers: Vec::new(),
+            load_copies: Vec::new(),
+            load_fills: Vec::new(),
+            params: Vec::new(),
+            constants: Vec::new(),
+            step_buffers: Vec::new(),
+            step_in: Vec::new(),
+            inputs: Vec::new(),
+            mm_plans: HashMap::new(),
+            weights: HashMap::new(),
+        };
+        Ok((cx, gather_tables))
+    }
+
+    /// Weights laid out for their matmuls, then every source (always-live bytes at the bottom
+    /// of every tile). Returns each graph input's stream copies (also in `step_in`).
+    pub(crate) fn lower_sources(
+        &mut self,
+        order: &[NodeId],
+        gather_tables: &[NodeId],
+    ) -> Result<HashMap<NodeId, Vec<StreamCopy>>, LowerError> {
+        for (w, layout, blocks) in self.plan_weights(order, gather_tables)? {
+            self.weights.insert(w, (layout, blocks));
         }
-    }
-    let mut cx = Ctx {
-        graph,
-        target,
-        opts,
-        b: Builder::new(chips, target.tiles_per_chip),
-        vals: HashMap::new(),
-        bufs: Vec::new(),
-        names: graph.value_names(),
-        uses,
-        outputs: graph.outputs().iter().map(|o| o.node).collect(),
-        load_buffers: Vec::new(),
-        load_copies: Vec::new(),
-        load_fills: Vec::new(),
-        params: Vec::new(),
-        constants: Vec::new(),
-        step_buffers: Vec::new(),
-        step_in: Vec::new(),
-        inputs: Vec::new(),
-        mm_plans: HashMap::new(),
-        weights: HashMap::new(),
-    };
-    // Weights laid out for their matmul first (always-live, at the bottom of their tiles).
-    for (w, layout, blocks) in cx.plan_weights(&order, &gather_tables)? {
-        cx.weights.insert(w, (layout, blocks));
-    }
-    // Sources first, so always-live bytes sit at the bottom of every tile.
-    for &n in &order {
-        if matches!(
-            graph.node(n).op,
-            Op::Param { .. } | Op::Input { .. } | Op::Full { .. } | Op::Iota { .. }
-        ) {
-            cx.lower_source(n, &gather_tables)?;
+        let mut streams = HashMap::new();
+        for &n in order {
+            if self.graph.node(n).op.is_leaf() {
+                let before = self.step_in.len();
+                self.lower_source(n, gather_tables)?;
+                if matches!(self.graph.node(n).op, Op::Input { .. }) {
+                    streams.insert(n, self.step_in.get(before..).unwrap_or_default().to_vec());
+                }
+            }
         }
+        Ok(streams)
     }
-    for &n in &order {
+
+    /// Lowers one non-source node and releases its operands (sources are skipped).
+    pub(crate) fn lower_node(&mut self, n: NodeId) -> Result<(), LowerError> {
+        let graph = self.graph;
         let node = graph.node(n);
         let operands = graph.operands(n);
         match &node.op {
-            Op::Param { .. } | Op::Input { .. } | Op::Full { .. } | Op::Iota { .. } => continue,
+            Op::Param { .. } | Op::Input { .. } | Op::Full { .. } | Op::Iota { .. } => {
+                return Ok(())
+            }
             Op::Reshape { .. } => {
                 let src = *operands
                     .first()
-                    .ok_or_else(|| cx.unsupported(n, "reshape without operand"))?;
-                cx.alias(n, src)?;
+                    .ok_or_else(|| self.unsupported(n, "reshape without operand"))?;
+                self.alias(n, src)?;
             }
             Op::Unary(_) | Op::Binary(_) | Op::Cast { .. } | Op::Compare(_) | Op::Select => {
-                cx.elementwise(n, &operands)?
+                self.elementwise(n, &operands)?
             }
-            Op::Reduce { .. } => cx.reduce(n, &operands)?,
-            Op::ScatterAdd { .. } => cx.scatter_add(n, &operands)?,
-            Op::Pad { .. } => cx.pad(n, &operands)?,
+            Op::Reduce { .. } => self.reduce(n, &operands)?,
+            Op::ScatterAdd { .. } => self.scatter_add(n, &operands)?,
+            Op::Pad { .. } => self.pad(n, &operands)?,
             Op::Transpose { .. } | Op::Slice { .. } | Op::BroadcastTo { .. } => {
-                cx.movement(n, &operands)?
+                self.movement(n, &operands)?
             }
-            Op::Softmax | Op::LayerNorm { .. } => cx.rows(n, &operands)?,
-            Op::Gather { .. } => cx.gather(n, &operands)?,
-            Op::MatMul { .. } => cx.matmul(n, &operands)?,
+            Op::Softmax | Op::LayerNorm { .. } => self.rows(n, &operands)?,
+            Op::Gather { .. } => self.gather(n, &operands)?,
+            Op::MatMul { .. } => self.matmul(n, &operands)?,
             _ => {
-                return Err(cx.unsupported(
+                return Err(self.unsupported(
                     n,
-                    "the tile lowering covers the forward ops (matmul, elementwise, softmax, \
-                     layer_norm, gather, data movement)",
+                    "the tile lowering covers LXMERT's forward and backward ops (matmul, \
+                     elementwise, reductions, softmax, layer_norm, gather, scatter_add, pad, \
+                     data movement)",
                 ))
             }
         }
         for o in operands {
-            cx.release(o)?;
+            self.release(o)?;
         }
+        Ok(())
     }
-    let outputs: Vec<(String, NodeId)> = graph
-        .outputs()
-        .iter()
-        .map(|o| (o.name.clone(), o.node))
-        .collect();
-    super::pack::finish(cx, &outputs)
 }
 
 impl Ctx<'_> {

@@ -34,6 +34,7 @@ mod matmul;
 mod ops;
 pub mod pack;
 mod pad;
+pub mod pipeline;
 mod reduce;
 mod scatter;
 pub mod session;
@@ -143,6 +144,11 @@ pub struct MemoryByCategory {
     pub exchange_buffers: u64,
     /// Vertex temporaries (matmul result blocks before they are exchanged, lookups).
     pub temporaries: u64,
+    /// Gradient accumulators of a pipelined training step (always-live).
+    pub gradients: u64,
+    /// Pipeline boundary buffers and stash slots: values kept for later segments and
+    /// in-flight micro-batches (always-live).
+    pub stash: u64,
 }
 
 /// The lowered plan: tile programs, host tensors, memory and cost per superstep.
@@ -170,6 +176,9 @@ pub struct TilePlan {
     pub oom: Option<OutOfMemory>,
     /// Clock of the target, for turning cycles into time.
     pub clock_hz: f64,
+    /// The pipeline schedule's pieces of `step`, for pipelined training plans
+    /// ([`pipeline::PipelineProgram`]); `None` for a plan run as one program.
+    pub pipeline: Option<pipeline::PipelineProgram>,
 }
 
 impl TilePlan {

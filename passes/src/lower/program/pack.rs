@@ -6,7 +6,7 @@
 //! closes the superstep, since the next op's vertices need its bytes. Inputs stream in before
 //! the first superstep's compute, outputs stream out after the last exchange.
 
-use super::builder::{to_u32, Stage};
+use super::builder::{to_u32, Category, Stage};
 use super::layout::Layout;
 use super::lowering::Ctx;
 use super::{HostTensor, MemoryByCategory, StepCost, TileMemory, TilePlan};
@@ -131,46 +131,161 @@ pub(crate) fn finish(
     }
 
     // Supersteps of `step`.
+    let timeline = std::mem::take(&mut cx.b.timeline);
+    let stages = std::mem::take(&mut cx.b.stages);
+    let mut packed = pack_stages(stages, &timeline, chips);
+    if let Some(first) = packed.steps.first_mut() {
+        first.host_to_tile = std::mem::take(&mut cx.step_in);
+    }
+    if let Some(last) = packed.steps.last_mut() {
+        last.tile_to_host = out_copies;
+    }
+    let Packed {
+        steps,
+        labels,
+        live_bytes,
+    } = packed;
+
+    let costs = step_costs(&steps, &labels, target);
+    let step = TileProgram {
+        chips,
+        tiles_per_chip: tiles,
+        bytes_per_tile,
+        host_buffers: step_buffers,
+        supersteps: steps,
+    };
+    assemble(cx, step, out_tensors, costs, live_bytes)
+}
+
+/// The plan around a finished `step` program: the `load` program, every tile's memory, and
+/// the out-of-memory check.
+pub(crate) fn assemble(
+    mut cx: Ctx<'_>,
+    step: TileProgram,
+    outputs: Vec<HostTensor>,
+    costs: Vec<StepCost>,
+    live_bytes: Vec<Vec<u64>>,
+) -> Result<TilePlan, LowerError> {
+    let target = cx.target;
+    let tiles = cx.b.tiles;
+    // The load program: one superstep streaming weights and constants, filling constants.
+    let mut load_step = Superstep {
+        host_to_tile: std::mem::take(&mut cx.load_copies),
+        ..Superstep::default()
+    };
+    let mut li = HashMap::new();
+    for (tile, v) in std::mem::take(&mut cx.load_fills) {
+        compute_entry(&mut load_step, &mut li, tile).push(v);
+    }
+    let memory: Vec<TileMemory> = cx.b.books.iter().map(tile_memory).collect();
+    let mut plan = TilePlan {
+        load: TileProgram {
+            host_buffers: std::mem::take(&mut cx.load_buffers),
+            supersteps: vec![load_step],
+            ..TileProgram::new(step.chips, step.tiles_per_chip, step.bytes_per_tile)
+        },
+        step,
+        params: std::mem::take(&mut cx.params),
+        constants: std::mem::take(&mut cx.constants),
+        inputs: std::mem::take(&mut cx.inputs),
+        outputs,
+        costs,
+        memory,
+        live_bytes,
+        oom: None,
+        clock_hz: target.clock_hz,
+        pipeline: None,
+    };
+    if let Some((chip, tile, m)) = plan.fullest_tile() {
+        if m.peak > target.bytes_per_tile {
+            let book =
+                cx.b.books
+                    .get(chip as usize * tiles as usize + tile as usize);
+            let named = |list: &[super::builder::Named]| {
+                list.iter()
+                    .map(|n| TileTensor {
+                        name: n.name.clone(),
+                        scope: String::new(),
+                        bytes: n.bytes,
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let oom = OutOfMemory {
+                chip,
+                tile,
+                used: m.peak,
+                capacity: target.bytes_per_tile,
+                largest: book.map(|b| named(&b.largest)).unwrap_or_default(),
+                largest_vertices: book.map(|b| named(&b.largest_vertices)).unwrap_or_default(),
+            };
+            if !cx.opts.allow_oom {
+                return Err(LowerError::OutOfMemory(Box::new(oom)));
+            }
+            plan.oom = Some(oom);
+        }
+    }
+    Ok(plan)
+}
+
+/// A tile's memory figures from its book.
+fn tile_memory(b: &super::builder::TileBook) -> TileMemory {
+    let c = |cat: Category| b.at_peak.get(cat as usize).copied().unwrap_or(0);
+    TileMemory {
+        always_live: b.always_live,
+        peak: b.arena.peak_end,
+        vertices: b.vertices,
+        at_peak: MemoryByCategory {
+            weights: c(Category::Weights),
+            inputs: c(Category::Inputs),
+            constants: c(Category::Constants),
+            activations: c(Category::Activations),
+            exchange_buffers: c(Category::ExchangeBuffers),
+            temporaries: c(Category::Temporaries),
+            gradients: c(Category::Gradients),
+            stash: c(Category::Stash),
+        },
+    }
+}
+
+/// Supersteps packed from a list of stages, with their op labels and live bytes per chip.
+pub(crate) struct Packed {
+    pub steps: Vec<Superstep>,
+    pub labels: Vec<Vec<String>>,
+    pub live_bytes: Vec<Vec<u64>>,
+}
+
+/// Packs `stages` (with the live bytes per chip after each, `timeline`) into supersteps: at
+/// least one, even for no stages, so that streams have a superstep to go in.
+pub(crate) fn pack_stages(stages: Vec<Stage>, timeline: &[Vec<u64>], chips: u32) -> Packed {
     let mut steps: Vec<Superstep> = vec![Superstep::default()];
     let mut labels: Vec<Vec<String>> = vec![Vec::new()];
     let mut index: HashMap<TileRef, usize> = HashMap::new();
-    let timeline = std::mem::take(&mut cx.b.timeline);
     let mut live_bytes: Vec<Vec<u64>> = vec![vec![0; chips as usize]];
-    for (si, stage) in std::mem::take(&mut cx.b.stages).into_iter().enumerate() {
+    for (si, stage) in stages.into_iter().enumerate() {
         let closed = steps.last().is_some_and(|s| !s.exchange.is_empty());
-        match stage {
+        if closed {
+            steps.push(Superstep::default());
+            live_bytes.push(vec![0; chips as usize]);
+            labels.push(Vec::new());
+            index.clear();
+        }
+        let (Some(cur), Some(lab)) = (steps.last_mut(), labels.last_mut()) else {
+            break;
+        };
+        let label = match stage {
             Stage::Compute { label, work } => {
-                if closed {
-                    steps.push(Superstep::default());
-                    live_bytes.push(vec![0; chips as usize]);
-                    labels.push(Vec::new());
-                    index.clear();
-                }
-                let (Some(cur), Some(lab)) = (steps.last_mut(), labels.last_mut()) else {
-                    break;
-                };
                 for (tile, v) in work {
                     compute_entry(cur, &mut index, tile).push(v);
                 }
-                if lab.last() != Some(&label) {
-                    lab.push(label);
-                }
+                label
             }
             Stage::Exchange { label, copies } => {
-                if closed {
-                    steps.push(Superstep::default());
-                    live_bytes.push(vec![0; chips as usize]);
-                    labels.push(Vec::new());
-                    index.clear();
-                }
-                let (Some(cur), Some(lab)) = (steps.last_mut(), labels.last_mut()) else {
-                    break;
-                };
                 cur.exchange = copies;
-                if lab.last() != Some(&label) {
-                    lab.push(label);
-                }
+                label
             }
+        };
+        if lab.last() != Some(&label) {
+            lab.push(label);
         }
         if let (Some(now), Some(cur)) = (timeline.get(si), live_bytes.last_mut()) {
             for (c, &v) in cur.iter_mut().zip(now) {
@@ -178,19 +293,25 @@ pub(crate) fn finish(
             }
         }
     }
-    if let Some(first) = steps.first_mut() {
-        first.host_to_tile = std::mem::take(&mut cx.step_in);
+    Packed {
+        steps,
+        labels,
+        live_bytes,
     }
-    if let Some(last) = steps.last_mut() {
-        last.tile_to_host = out_copies;
-    }
+}
 
-    // Costs per superstep.
+/// Estimated cost of every superstep, from the target's figures: compute = the busiest
+/// tile's vertex cycles, exchange = the busiest receiving tile plus inter-chip link time.
+pub(crate) fn step_costs(
+    steps: &[Superstep],
+    labels: &[Vec<String>],
+    target: &Target,
+) -> Vec<StepCost> {
     let exch_rate = target.exchange_bytes_per_cycle_per_tile.max(1e-9);
     let link_cycles_per_byte = target.clock_hz / target.link_bytes_per_s.max(1.0);
-    let costs = steps
+    steps
         .iter()
-        .zip(&labels)
+        .zip(labels)
         .map(|(s, l)| {
             let compute_cycles = s
                 .compute
@@ -231,90 +352,7 @@ pub(crate) fn finish(
                 vertices: s.compute.iter().map(|tc| tc.vertices.len() as u64).sum(),
             }
         })
-        .collect();
-
-    // The load program: one superstep streaming weights and constants, filling constants.
-    let mut load_step = Superstep {
-        host_to_tile: std::mem::take(&mut cx.load_copies),
-        ..Superstep::default()
-    };
-    let mut li = HashMap::new();
-    for (tile, v) in std::mem::take(&mut cx.load_fills) {
-        compute_entry(&mut load_step, &mut li, tile).push(v);
-    }
-
-    // Memory.
-    let memory: Vec<TileMemory> =
-        cx.b.books
-            .iter()
-            .map(|b| TileMemory {
-                always_live: b.always_live,
-                peak: b.arena.peak_end,
-                vertices: b.vertices,
-                at_peak: MemoryByCategory {
-                    weights: b.at_peak[0],
-                    inputs: b.at_peak[1],
-                    constants: b.at_peak[2],
-                    activations: b.at_peak[3],
-                    exchange_buffers: b.at_peak[4],
-                    temporaries: b.at_peak[5],
-                },
-            })
-            .collect();
-    let mut plan = TilePlan {
-        load: TileProgram {
-            chips,
-            tiles_per_chip: tiles,
-            bytes_per_tile,
-            host_buffers: std::mem::take(&mut cx.load_buffers),
-            supersteps: vec![load_step],
-        },
-        step: TileProgram {
-            chips,
-            tiles_per_chip: tiles,
-            bytes_per_tile,
-            host_buffers: step_buffers,
-            supersteps: steps,
-        },
-        params: std::mem::take(&mut cx.params),
-        constants: std::mem::take(&mut cx.constants),
-        inputs: std::mem::take(&mut cx.inputs),
-        outputs: out_tensors,
-        costs,
-        memory,
-        live_bytes,
-        oom: None,
-        clock_hz: target.clock_hz,
-    };
-    if let Some((chip, tile, m)) = plan.fullest_tile() {
-        if m.peak > target.bytes_per_tile {
-            let book =
-                cx.b.books
-                    .get(chip as usize * tiles as usize + tile as usize);
-            let named = |list: &[super::builder::Named]| {
-                list.iter()
-                    .map(|n| TileTensor {
-                        name: n.name.clone(),
-                        scope: String::new(),
-                        bytes: n.bytes,
-                    })
-                    .collect::<Vec<_>>()
-            };
-            let oom = OutOfMemory {
-                chip,
-                tile,
-                used: m.peak,
-                capacity: target.bytes_per_tile,
-                largest: book.map(|b| named(&b.largest)).unwrap_or_default(),
-                largest_vertices: book.map(|b| named(&b.largest_vertices)).unwrap_or_default(),
-            };
-            if !cx.opts.allow_oom {
-                return Err(LowerError::OutOfMemory(Box::new(oom)));
-            }
-            plan.oom = Some(oom);
-        }
-    }
-    Ok(plan)
+        .collect()
 }
 
 /// `a, b (+3 more)` for a superstep's op labels.

@@ -55,6 +55,9 @@ pub enum SessionError {
     /// The thread pool could not be started.
     #[error("cannot start the tile threads: {0}")]
     Threads(String),
+    /// A pipeline session was asked to run a plan without a pipeline schedule.
+    #[error("the plan has no pipeline schedule (compile it for pipelined training)")]
+    NotPipelined,
     /// A host buffer could not be decoded into an output tensor.
     #[error("output `{0}` could not be decoded")]
     Decode(String),
@@ -70,7 +73,7 @@ pub fn tensor_bytes(t: &Tensor) -> Vec<u8> {
     }
 }
 
-fn decode(h: &HostTensor, bytes: &[u8]) -> Result<Tensor, SessionError> {
+pub(crate) fn decode(h: &HostTensor, bytes: &[u8]) -> Result<Tensor, SessionError> {
     let shape = h.ty.shape.to_vec();
     let data = match h.ty.dtype {
         DType::F32 => TensorData::F32(
@@ -96,7 +99,7 @@ fn decode(h: &HostTensor, bytes: &[u8]) -> Result<Tensor, SessionError> {
     Tensor::new(shape, data).map_err(|_| SessionError::Decode(h.name.clone()))
 }
 
-fn checked(
+pub(crate) fn checked(
     kind: &'static str,
     h: &HostTensor,
     given: Option<&Tensor>,

@@ -1,0 +1,298 @@
+//! Running a pipelined plan's schedule on the emulated machine.
+//!
+//! A [`PipelineSession`] holds one [`Machine`] and every piece of the plan as its own
+//! validated program: the accumulator reset, each segment, each stash slot's save and restore
+//! copies, and the gradient read-out. [`PipelineSession::step`] runs one training step over
+//! `G` micro-batches: reset, the `G + 2(P−1)` pipeline cycles of the [`super::Schedule`]
+//! (each run framed by its restores and saves for the micro-batch's slot), then the
+//! gradients out. Each micro-batch has its own host buffers (its inputs, its loss); the
+//! gradients come out once, summed over the micro-batches on the tiles.
+
+use super::{PipelineProgram, StashCopies};
+use crate::lower::program::session::{checked, decode, SessionError};
+use crate::lower::program::{HostTensor, TilePlan};
+use std::collections::HashMap;
+use std::ops::Range;
+use tessera_ir::Tensor;
+use tessera_runtime::program::{HostBuffer, Superstep, TileProgram};
+use tessera_runtime::{LoadedProgram, Machine, Trace, TraceMode};
+
+/// One segment run of a step.
+#[derive(Debug, Clone)]
+pub struct MicroBatchRun {
+    /// Pipeline cycle.
+    pub cycle: usize,
+    /// Segment index ([`super::Schedule::index`]).
+    pub segment: usize,
+    /// Micro-batch.
+    pub micro_batch: usize,
+    /// The runtime's trace of the segment's supersteps (restores and saves included), when
+    /// tracing.
+    pub trace: Trace,
+}
+
+/// What one pipelined step returns.
+#[derive(Debug, Clone)]
+pub struct PipelineStep {
+    /// Per micro-batch: its per-micro-batch outputs (the loss) by name.
+    pub micro_batches: Vec<HashMap<String, Tensor>>,
+    /// The gradients (`grad.*`), summed over the micro-batches, f32.
+    pub grads: HashMap<String, Tensor>,
+    /// Every segment run, in execution order.
+    pub runs: Vec<MicroBatchRun>,
+}
+
+struct LoadedStash {
+    programs: Vec<LoadedProgram>,
+    meta: StashCopies,
+}
+
+struct LoadedSegment {
+    run: LoadedProgram,
+    restores: Vec<LoadedStash>,
+    save: Option<LoadedStash>,
+}
+
+/// A pipelined plan loaded on an emulated machine.
+pub struct PipelineSession {
+    machine: Machine,
+    pool: rayon::ThreadPool,
+    load: LoadedProgram,
+    zero: LoadedProgram,
+    read: LoadedProgram,
+    segments: Vec<LoadedSegment>,
+    pipeline: PipelineProgram,
+    params: Vec<HostTensor>,
+    constants: Vec<(u32, Vec<u8>)>,
+    inputs: Vec<HostTensor>,
+    outputs: Vec<HostTensor>,
+    micro_buffers: Vec<HostBuffer>,
+    grad_buffers: Vec<HostBuffer>,
+}
+
+impl std::fmt::Debug for PipelineSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineSession")
+            .field("stages", &self.pipeline.schedule.stages)
+            .finish()
+    }
+}
+
+fn program(
+    plan: &TilePlan,
+    which: &'static str,
+    steps: Vec<Superstep>,
+    host: &[HostBuffer],
+) -> Result<LoadedProgram, SessionError> {
+    let p = TileProgram {
+        host_buffers: host.to_vec(),
+        supersteps: steps,
+        ..TileProgram::new(
+            plan.step.chips,
+            plan.step.tiles_per_chip,
+            plan.step.bytes_per_tile,
+        )
+    };
+    LoadedProgram::load(p).map_err(|source| SessionError::Program { which, source })
+}
+
+fn slice(plan: &TilePlan, r: &Range<usize>) -> Vec<Superstep> {
+    plan.step
+        .supersteps
+        .get(r.clone())
+        .unwrap_or_default()
+        .to_vec()
+}
+
+impl PipelineSession {
+    /// Validates every piece of a pipelined plan and allocates the machine; `None` in
+    /// `plan.pipeline` is an error.
+    pub fn new(plan: &TilePlan) -> Result<Self, SessionError> {
+        if let Some(oom) = &plan.oom {
+            return Err(SessionError::DoesNotFit(oom.to_string()));
+        }
+        let pipeline = plan.pipeline.clone().ok_or(SessionError::NotPipelined)?;
+        let split = (pipeline.micro_buffers as usize).min(plan.step.host_buffers.len());
+        let micro_buffers = plan.step.host_buffers[..split].to_vec();
+        let grad_buffers = plan.step.host_buffers[split..].to_vec();
+        let stash = |s: &StashCopies| -> Result<LoadedStash, SessionError> {
+            let mut programs = vec![program(
+                plan,
+                "stash",
+                slice(plan, &s.slot0),
+                &micro_buffers,
+            )?];
+            for o in &s.others {
+                programs.push(program(plan, "stash", vec![o.clone()], &micro_buffers)?);
+            }
+            Ok(LoadedStash {
+                programs,
+                meta: s.clone(),
+            })
+        };
+        let mut segments = Vec::new();
+        for s in &pipeline.segments {
+            segments.push(LoadedSegment {
+                run: program(plan, "segment", slice(plan, &s.run), &micro_buffers)?,
+                restores: s.restores.iter().map(stash).collect::<Result<_, _>>()?,
+                save: s.save.as_ref().map(stash).transpose()?,
+            });
+        }
+        // The read-out's copies name the gradient buffers by their index in `step`.
+        let mut read_steps = slice(plan, &pipeline.read_grads);
+        for s in &mut read_steps {
+            for c in &mut s.tile_to_host {
+                c.buffer = c.buffer.saturating_sub(split as u32);
+            }
+        }
+        let load =
+            LoadedProgram::load(plan.load.clone()).map_err(|source| SessionError::Program {
+                which: "load",
+                source,
+            })?;
+        let zero = program(plan, "zero", slice(plan, &pipeline.zero), &[])?;
+        let read = program(plan, "read gradients", read_steps, &grad_buffers)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .build()
+            .map_err(|e| SessionError::Threads(e.to_string()))?;
+        Ok(PipelineSession {
+            machine: Machine::for_program(&load),
+            pool,
+            load,
+            zero,
+            read,
+            segments,
+            pipeline,
+            params: plan.params.clone(),
+            constants: plan
+                .constants
+                .iter()
+                .map(|c| (c.buffer, c.bytes.clone()))
+                .collect(),
+            inputs: plan.inputs.clone(),
+            outputs: plan.outputs.clone(),
+            micro_buffers,
+            grad_buffers,
+        })
+    }
+
+    /// The pipeline's pieces.
+    pub fn pipeline(&self) -> &PipelineProgram {
+        &self.pipeline
+    }
+
+    /// Streams the parameters (by name) and the plan's constants into tile memory.
+    pub fn load(&mut self, weights: &HashMap<String, Tensor>) -> Result<(), SessionError> {
+        let mut host: Vec<Vec<u8>> = vec![Vec::new(); self.load.program().host_buffers.len()];
+        for p in &self.params {
+            if let Some(slot) = host.get_mut(p.buffer as usize) {
+                *slot = checked("parameter", p, weights.get(&p.name))?;
+            }
+        }
+        for (buffer, bytes) in &self.constants {
+            if let Some(slot) = host.get_mut(*buffer as usize) {
+                slot.clone_from(bytes);
+            }
+        }
+        self.machine
+            .run_in(&self.pool, &self.load, &mut host, TraceMode::Off)?;
+        Ok(())
+    }
+
+    /// One training step over `micro_batches` (each with every input of the plan): the
+    /// schedule's cycles, then the summed gradients.
+    pub fn step(
+        &mut self,
+        micro_batches: &[HashMap<String, Tensor>],
+        mode: TraceMode,
+    ) -> Result<PipelineStep, SessionError> {
+        let mut hosts = Vec::with_capacity(micro_batches.len());
+        for feeds in micro_batches {
+            let mut host: Vec<Vec<u8>> = self
+                .micro_buffers
+                .iter()
+                .map(|b| vec![0u8; b.bytes as usize])
+                .collect();
+            for i in &self.inputs {
+                if let Some(slot) = host.get_mut(i.buffer as usize) {
+                    *slot = checked("input", i, feeds.get(&i.name))?;
+                }
+            }
+            hosts.push(host);
+        }
+        let machine = &mut self.machine;
+        let segments = &self.segments;
+        let schedule = self.pipeline.schedule;
+        let (zero, read) = (&self.zero, &self.read);
+        let g = micro_batches.len();
+        let mut grads_host: Vec<Vec<u8>> = self
+            .grad_buffers
+            .iter()
+            .map(|b| vec![0u8; b.bytes as usize])
+            .collect();
+        let runs = self
+            .pool
+            .install(|| -> Result<Vec<MicroBatchRun>, SessionError> {
+                machine.run(zero, &mut [], TraceMode::Off)?;
+                let mut runs = Vec::new();
+                for cycle in 0..schedule.cycles(g) {
+                    for (seg, m) in schedule.runs(cycle, g) {
+                        let (Some(s), Some(host)) = (segments.get(seg), hosts.get_mut(m)) else {
+                            continue;
+                        };
+                        let mut trace = Trace::default();
+                        for r in &s.restores {
+                            if let Some(p) = r.programs.get(r.meta.slot(m)) {
+                                trace
+                                    .supersteps
+                                    .extend(machine.run(p, host, mode)?.supersteps);
+                            }
+                        }
+                        trace
+                            .supersteps
+                            .extend(machine.run(&s.run, host, mode)?.supersteps);
+                        if let Some(sv) = &s.save {
+                            if let Some(p) = sv.programs.get(sv.meta.slot(m)) {
+                                trace
+                                    .supersteps
+                                    .extend(machine.run(p, host, mode)?.supersteps);
+                            }
+                        }
+                        runs.push(MicroBatchRun {
+                            cycle,
+                            segment: seg,
+                            micro_batch: m,
+                            trace,
+                        });
+                    }
+                }
+                machine.run(read, &mut grads_host, TraceMode::Off)?;
+                Ok(runs)
+            })?;
+        let split = self.micro_buffers.len() as u32;
+        let mut per_micro = vec![HashMap::new(); g];
+        let mut grads = HashMap::new();
+        for o in &self.outputs {
+            if self.pipeline.per_micro_batch.contains(&o.name) {
+                for (m, host) in hosts.iter().enumerate() {
+                    let bytes = host
+                        .get(o.buffer as usize)
+                        .ok_or_else(|| SessionError::Decode(o.name.clone()))?;
+                    if let Some(out) = per_micro.get_mut(m) {
+                        out.insert(o.name.clone(), decode(o, bytes)?);
+                    }
+                }
+            } else {
+                let bytes = grads_host
+                    .get(o.buffer.saturating_sub(split) as usize)
+                    .ok_or_else(|| SessionError::Decode(o.name.clone()))?;
+                grads.insert(o.name.clone(), decode(o, bytes)?);
+            }
+        }
+        Ok(PipelineStep {
+            micro_batches: per_micro,
+            grads,
+            runs,
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! Pipelined lowering of lxmert-tiny's training step, checked against the reference
+//! evaluator: the plan run as one program (one micro-batch) and the schedule over several
+//! micro-batches (losses per micro-batch, gradients summed), for every recomputation mode.
+
+use super::*;
+use crate::lower::program::session::TileSession;
+use crate::lower::program::LowerOptions;
+use crate::recompute::{RecomputeConfig, RecomputeMode};
+use crate::testing::{tiny_training, Training};
+use crate::{pipeline as place, LayerRule, PipelineConfig, Placement};
+use std::collections::HashMap;
+use tessera_cost::{CostOptions, PipelineConfig as CostPipeline};
+use tessera_ir::{Graph, Tensor};
+use tessera_runtime::TraceMode;
+use tessera_target::Target;
+
+fn target() -> Target {
+    let mut t = Target::preset("mk2").unwrap();
+    t.tiles_per_chip = 128;
+    t.bytes_per_tile = 512 * 1024;
+    t
+}
+
+fn placed(t: &Training, stages: u32, mode: RecomputeMode) -> Graph {
+    let cost = CostOptions::new(CostPipeline {
+        stages,
+        replicas: 1,
+        grad_accum: 4,
+        device_iterations: 1,
+        micro_batch: 2,
+        optimizer_state_offchip: false,
+        replicated_tensor_sharding: false,
+    });
+    let cfg = PipelineConfig {
+        rule: LayerRule::lxmert(),
+        recompute: Some(RecomputeConfig {
+            rule: LayerRule::lxmert(),
+            grad_accum: 4,
+            ..RecomputeConfig::new(mode)
+        }),
+        ..PipelineConfig::new(Placement::Auto, cost)
+    };
+    place(&t.graph, &cfg, &Target::preset("mk2").unwrap())
+        .unwrap()
+        .0
+}
+
+/// Worst error of `got` against `want`, relative to each tensor's largest magnitude (at
+/// least `floor` of the largest over all tensors: some key-bias gradients are zero up to
+/// rounding).
+fn worst(want: &HashMap<String, Vec<f64>>, got: &HashMap<String, Tensor>, floor: f64) -> f64 {
+    let max_abs = |v: &[f64]| v.iter().fold(0f64, |m, x| m.max(x.abs()));
+    let global = want.values().map(|v| max_abs(v)).fold(0f64, f64::max);
+    let mut worst = 0f64;
+    for (name, w) in want {
+        let g = got.get(name).unwrap_or_else(|| panic!("missing {name}"));
+        let g = g.to_f64_vec();
+        assert_eq!(g.len(), w.len(), "{name}");
+        let diff = g.iter().zip(w).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        let scale = max_abs(w).max(floor * global);
+        worst = worst.max(if diff == 0.0 { 0.0 } else { diff / scale });
+    }
+    worst
+}
+
+/// Micro-batch `m`'s feeds: the training feeds with other labels and features.
+fn micro_batch(t: &Training, m: usize) -> HashMap<String, Tensor> {
+    let mut feeds = t.inputs.clone();
+    for name in ["labels", "visual_feats"] {
+        let x = &feeds[name];
+        let v: Vec<f32> = x
+            .to_f32_vec()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a * (1.0 + 0.1 * m as f32) - 0.01 * ((i + m) % 7) as f32)
+            .collect();
+        feeds.insert(
+            name.to_string(),
+            Tensor::from_f32(x.shape().to_vec(), v).unwrap(),
+        );
+    }
+    feeds
+}
+
+#[test]
+fn one_micro_batch_as_one_program_matches_the_evaluator() {
+    let t = tiny_training(5);
+    let g = placed(&t, 4, RecomputeMode::Layer);
+    let plan = lower_pipelined(&g, &target(), &LowerOptions::default()).unwrap();
+    let p = plan.pipeline.as_ref().unwrap();
+    assert_eq!(p.segments.len(), 8);
+    // Layer recomputation stashes the layers' inputs on the first stages: rings there.
+    assert!(p.segments.iter().any(|s| s.save.is_some()));
+    let want: HashMap<String, Vec<f64>> = t
+        .eval(&g)
+        .into_iter()
+        .map(|(k, v)| (k, v.to_f64_vec()))
+        .collect();
+    let mut s = TileSession::new(&plan).unwrap();
+    s.load(&t.params).unwrap();
+    let (got, _) = s.run(&t.inputs, TraceMode::Off).unwrap();
+    let err = worst(&want, &got, 1e-3);
+    assert!(err < 1e-5, "relative error {err}");
+    // Stash and accumulator bytes are accounted for.
+    let stash: u64 = plan.memory.iter().map(|m| m.at_peak.stash).sum();
+    let grads: u64 = plan.memory.iter().map(|m| m.at_peak.gradients).sum();
+    assert!(stash > 0 && grads > 0, "{stash} {grads}");
+}
+
+#[test]
+fn the_schedule_over_micro_batches_matches_the_evaluator_in_every_recompute_mode() {
+    let t = tiny_training(6);
+    let g_micro = 5;
+    let feeds: Vec<_> = (0..g_micro).map(|m| micro_batch(&t, m)).collect();
+    for mode in [
+        RecomputeMode::None,
+        RecomputeMode::Layer,
+        RecomputeMode::Pipeline,
+    ] {
+        let g = placed(&t, 4, mode.clone());
+        // Reference: each micro-batch on the evaluator, gradients summed in f32 in order.
+        let mut losses = Vec::new();
+        let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
+        for f in &feeds {
+            let out = tessera_ir::eval::evaluate(&g, f, &t.params).unwrap();
+            for (k, v) in out {
+                if k == "loss" {
+                    losses.push(v.to_f64_vec()[0]);
+                    continue;
+                }
+                let v = v.to_f32_vec();
+                match sums.get_mut(&k) {
+                    Some(s) => s.iter_mut().zip(&v).for_each(|(a, b)| *a += b),
+                    None => {
+                        sums.insert(k, v);
+                    }
+                }
+            }
+        }
+        let plan = lower_pipelined(&g, &target(), &LowerOptions::default()).unwrap();
+        let mut s = PipelineSession::new(&plan).unwrap();
+        s.load(&t.params).unwrap();
+        let out = s.step(&feeds, TraceMode::On).unwrap();
+        // Every segment ran every micro-batch, in G + 2(P−1) cycles.
+        assert_eq!(out.runs.len(), 8 * g_micro);
+        assert_eq!(
+            out.runs.iter().map(|r| r.cycle).max(),
+            Some(g_micro + 6 - 1)
+        );
+        for (m, want) in losses.iter().enumerate() {
+            let got = out.micro_batches[m]["loss"].to_f64_vec()[0];
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs(),
+                "{mode:?} micro-batch {m}: {got} vs {want}"
+            );
+        }
+        let want: HashMap<String, Vec<f64>> = sums
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(f64::from).collect()))
+            .collect();
+        let err = worst(&want, &out.grads, 1e-3);
+        assert!(err < 1e-5, "{mode:?}: gradient relative error {err}");
+    }
+}
