@@ -140,19 +140,32 @@ impl Trainer {
         })
     }
 
-    /// Runs the gradient graph on the emulated tiles from now on: lowered for `target` on
-    /// `chips` chips (fp32 only; the reference engine's arithmetic, bit for bit up to the
-    /// order of matmul sums). Returns the supersteps of one micro-batch.
-    pub fn use_tiles(&mut self, target: &tessera_target::Target, chips: u32) -> Result<usize> {
+    /// Runs the training step on the emulated tiles from now on: placed and lowered as a
+    /// pipeline by `setup` (fp32 only). Every step then consumes `replicas × G` micro-batches,
+    /// which must be this trainer's `grad_accum`. Returns the supersteps of one micro-batch.
+    pub fn use_tiles(&mut self, setup: &tiles::TileSetup) -> Result<usize> {
         if self.cfg.precision.is_some() {
             anyhow::bail!(
                 "training on tiles runs in fp32 for now (drop --precision, or use --engine reference)"
             );
         }
-        let t = tiles::TileStep::new(&self.grad_graph, target, chips)?;
+        let t = tiles::TileStep::new(&self.grad_graph, setup)?;
+        if t.micro_batches() != self.cfg.grad_accum {
+            bail!(
+                "the tile step takes {} micro-batches (replicas × gradient accumulation) but the \
+                 trainer accumulates {}",
+                t.micro_batches(),
+                self.cfg.grad_accum
+            );
+        }
         let steps = t.supersteps();
         self.tiles = Some(t);
         Ok(steps)
+    }
+
+    /// The pipelined tile step, if training runs on the tiles.
+    pub fn tile_step(&self) -> Option<&tiles::TileStep> {
+        self.tiles.as_ref()
     }
 
     /// The gradient graph (forward + loss + backward).
@@ -215,14 +228,9 @@ impl Trainer {
         } else {
             inputs
         };
-        let mut out: BTreeMap<String, Tensor> = match &mut self.tiles {
-            Some(t) => t
-                .run(self.step, &self.params, inputs)?
-                .into_iter()
-                .collect(),
-            None => tessera_ir::eval::evaluate_with(&self.grad_graph, inputs, &self.params, opts)
-                .context("evaluating the gradient graph")?,
-        };
+        let mut out: BTreeMap<String, Tensor> =
+            tessera_ir::eval::evaluate_with(&self.grad_graph, inputs, &self.params, opts)
+                .context("evaluating the gradient graph")?;
         let loss = out
             .remove("loss")
             .context("gradient graph has no `loss` output")?
@@ -244,7 +252,36 @@ impl Trainer {
         let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
         let mut loss = 0.0;
         let mut samples = 0;
-        for micro in 0..self.cfg.grad_accum {
+        if self.tiles.is_some() {
+            let mut feeds = Vec::with_capacity(self.cfg.grad_accum);
+            for _ in 0..self.cfg.grad_accum {
+                let mut inputs = next()?;
+                samples += inputs
+                    .get("labels")
+                    .and_then(|t| t.shape().first().copied())
+                    .unwrap_or(1);
+                if self.grad_graph.input_by_name(LOSS_SCALE_INPUT).is_ok() {
+                    inputs.insert(
+                        LOSS_SCALE_INPUT.to_string(),
+                        Tensor::scalar_f32(self.scaler.scale() as f32),
+                    );
+                }
+                feeds.push(inputs);
+            }
+            let (step, params) = (self.step, &self.params);
+            if let Some(t) = self.tiles.as_mut() {
+                let r = t.run(step, params, &feeds)?;
+                loss = r.losses.iter().sum();
+                sums = r.sums;
+            }
+        }
+        // On the tiles the step above ran every micro-batch; on the host, one at a time.
+        let host_micro_batches = if self.tiles.is_some() {
+            0
+        } else {
+            self.cfg.grad_accum
+        };
+        for micro in 0..host_micro_batches {
             let inputs = next()?;
             samples += inputs
                 .get("labels")

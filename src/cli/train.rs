@@ -6,16 +6,22 @@
 //! The log has one JSON line per step with `loss_scale` and `skipped` (a step whose
 //! gradients overflowed is skipped and its weights left untouched).
 
+use super::compile_flags::{CompileFlags, Subject};
 use super::precision::{describe, PrecisionArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
+use tessera::compile::{matmul_proportion, CompileOptions};
 use tessera::data::{DataSource, SyntheticShape};
+use tessera::train::tiles::TileSetup;
 use tessera::train::{TrainConfig, Trainer};
 use tessera::{feeds, model};
+use tessera_cost::CostOptions;
 use tessera_lxmert::BuildOptions;
+use tessera_passes::recompute::RecomputeConfig;
+use tessera_passes::PipelineConfig;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -30,9 +36,6 @@ pub struct TrainArgs {
     /// Samples per micro-batch.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
-    /// Micro-batches per optimizer step (gradients averaged).
-    #[arg(long, default_value_t = 1)]
-    grad_accum: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -68,16 +71,15 @@ pub struct TrainArgs {
     quiet: bool,
     #[command(flatten)]
     precision: PrecisionArgs,
-    /// Where the gradient graph runs: the reference evaluator, or the emulated IPU tiles (fp32;
-    /// the optimizer runs on the host either way).
+    /// Where the training step runs: the reference evaluator, or the emulated IPU tiles as a
+    /// pipeline over the replica's IPUs (fp32; the optimizer runs on the host either way).
     #[arg(long, value_enum, default_value_t = TrainEngine::Reference)]
     engine: TrainEngine,
-    /// With `--engine tiles`: a target preset (mk2, mk1) or a target JSON file.
-    #[arg(long, default_value = "mk2")]
-    target: String,
-    /// With `--engine tiles`: chips to place the training step on (pipeline pass, auto placement).
-    #[arg(long, default_value_t = 1)]
-    ipus: u32,
+    /// Parallelism, placement, recomputation and target, as `tessera compile` takes them
+    /// (flags over the IPU configuration). A step is `--replicas × --grad-accum`
+    /// micro-batches on either engine.
+    #[command(flatten)]
+    compile: CompileFlags,
 }
 
 /// Where `train` runs the gradient graph.
@@ -89,15 +91,55 @@ pub enum TrainEngine {
     Tiles,
 }
 
+/// The placement and lowering of the training step on tiles, from the compile options.
+fn tile_setup(copts: &CompileOptions, proportion_flag: Option<f64>) -> Result<TileSetup> {
+    let cost = CostOptions::from_ipu_config(&copts.ipu_config, copts.micro_batch)
+        .context("IPU configuration for the cost model")?;
+    let grad_accum = cost.pipeline.grad_accum;
+    let (matmul_proportion, note) = matmul_proportion(&copts.ipu_config, proportion_flag)?;
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    Ok(TileSetup {
+        target: copts.target.clone(),
+        pipeline: PipelineConfig {
+            rule: copts.rule.clone(),
+            split_layers: copts.split_layers,
+            recompute: Some(RecomputeConfig {
+                mode: copts.recompute.clone(),
+                rule: copts.rule.clone(),
+                grad_accum,
+            }),
+            ..PipelineConfig::new(copts.placement.clone(), cost)
+        },
+        matmul_proportion,
+    })
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let spec = model::resolve(&a.model)?;
     let config = spec
         .lxmert_config()
         .context("`train` needs an LXMERT model (preset, config.json or model directory)")?
         .clone();
+    let precision = a.precision.resolve(true)?;
+    let subject = Subject {
+        model: &a.model,
+        spec: &spec,
+        train: true,
+        seq_len: a.seq_len,
+        num_objects: a.num_objects,
+        micro_batch: a.batch_size,
+        precision: precision.as_ref(),
+    };
+    let (copts, topts) = a
+        .compile
+        .options(&subject, a.precision.ipu_config.as_deref())?;
+    let ipu = copts.ipu_config.clone();
+    let (grad_accum, replicas) = (ipu.gradient_accumulation_steps, ipu.replication_factor);
     let cfg = TrainConfig {
         steps: a.steps,
-        grad_accum: a.grad_accum,
+        grad_accum: grad_accum * replicas,
         lr: a.lr,
         warmup_ratio: a.warmup_ratio,
         weight_decay: a.weight_decay,
@@ -105,7 +147,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         beta2: 0.999,
         eps: 1e-8,
         max_grad_norm: a.max_grad_norm,
-        precision: a.precision.resolve(true)?,
+        precision,
     };
     cfg.validate()?;
     if a.batch_size == 0 {
@@ -145,15 +187,18 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let trainer_precision = cfg.precision.clone();
     let mut trainer = Trainer::new(&forward, &labels.ty(), params, cfg)?;
     if a.engine == TrainEngine::Tiles {
-        let target = tessera_target::Target::resolve(&a.target)?;
-        let steps = trainer.use_tiles(&target, a.ipus.max(1))?;
+        let setup = tile_setup(&copts, topts.matmul_proportion)?;
+        let steps = trainer.use_tiles(&setup)?;
+        let p = &setup.pipeline.cost.pipeline;
         eprintln!(
-            "gradient graph on {} emulated {} chip(s): {steps} supersteps per micro-batch",
-            a.ipus.max(1),
-            target.name
+            "training step on {} emulated {} chip(s) per replica × {} replica(s), {} \
+             micro-batches per replica and step, recompute {}: {steps} supersteps per micro-batch",
+            p.stages,
+            setup.target.name,
+            p.replicas,
+            p.grad_accum,
+            copts.recompute.name(),
         );
-    } else if a.ipus != 1 || a.target != "mk2" {
-        anyhow::bail!("--target and --ipus apply to --engine tiles");
     }
     let mut log = match &a.log {
         Some(p) => Some(std::io::BufWriter::new(
@@ -175,7 +220,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         a.model,
         data_name.as_deref().unwrap_or("synthetic VQA data"),
         a.batch_size,
-        a.grad_accum,
+        grad_accum * replicas,
         describe(trainer_precision.as_ref()),
     );
     let mut pending = Some(first);

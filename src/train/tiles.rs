@@ -1,24 +1,43 @@
-//! The training step's gradient graph on the emulated tiles (`tessera train --engine tiles`).
+//! The training step on the emulated tiles (`tessera train --engine tiles`): pipelined,
+//! replicated, with gradients accumulated on the tiles.
 //!
-//! The gradient graph (forward, loss, backward) is lowered once to a tile plan — on one chip,
-//! or placed over `--ipus N` chips by the pipeline pass's automatic placement — and each
-//! micro-batch runs on the emulated machine. The weights are streamed onto the tiles again after
-//! every optimizer update (the optimizer itself runs on the host, as the reference engine's).
-//! Not yet the pipelined, replicated schedule of the seed run: the chips run their stages one
-//! after another for each micro-batch.
+//! The gradient graph (forward, loss, backward) is placed on the replica's chips by the
+//! pipeline pass (the placement and recomputation the compile flags and IPU configuration
+//! ask for) and lowered once as a pipeline ([`lower_pipelined`]): each stage's forward and
+//! backward are segments of PopART's schedule, stashes keep the micro-batches in flight, and
+//! the gradients are summed on the tiles. A step runs the schedule over `G` micro-batches on
+//! every replica; the replicas' gradient sums are then all-reduced (summed, here on the
+//! host, the emulated replicas taking turns on one emulated machine since their weights are
+//! identical) and handed to the optimizer, which runs on the host as the reference engine's.
+//! The weights are streamed onto the tiles again after every update.
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use tessera_ir::{Graph, Tensor};
-use tessera_passes::lower::program::{lower_program, LowerOptions, TilePlan, TileSession};
-use tessera_passes::{pipeline, LayerRule, PipelineConfig, Placement};
+use tessera_passes::lower::program::pipeline::{lower_pipelined, PipelineSession};
+use tessera_passes::lower::program::{LowerOptions, TilePlan};
+use tessera_passes::{pipeline, PipelineConfig};
 use tessera_runtime::TraceMode;
-use tessera_target::{IpuConfig, Target};
+use tessera_target::Target;
 
-/// A gradient graph lowered to tiles, with its machine.
+/// How the training step is placed and lowered.
+#[derive(Debug, Clone)]
+pub struct TileSetup {
+    /// The target chip.
+    pub target: Target,
+    /// Placement, recomputation and the cost model's parallelism (stages = chips per
+    /// replica, replicas, gradient accumulation).
+    pub pipeline: PipelineConfig,
+    /// Fraction of tile memory a matmul may use.
+    pub matmul_proportion: f64,
+}
+
+/// A gradient graph lowered to a pipelined tile plan, with its machine.
 pub struct TileStep {
-    session: TileSession,
+    session: PipelineSession,
     plan: TilePlan,
+    replicas: usize,
+    grad_accum: usize,
     /// The optimizer step whose weights are on the tiles.
     loaded_at: Option<usize>,
 }
@@ -32,63 +51,93 @@ impl std::fmt::Debug for TileStep {
     }
 }
 
+/// One step's results on the tiles.
+#[derive(Debug, Clone)]
+pub struct TileStepResult {
+    /// Loss of every micro-batch, replica-major.
+    pub losses: Vec<f64>,
+    /// Gradients summed over every micro-batch of every replica, by parameter name.
+    pub sums: HashMap<String, Vec<f32>>,
+}
+
 impl TileStep {
-    /// Lowers `grad_graph` for `target` on `chips` chips (placed by the pipeline pass when
-    /// more than one).
-    pub fn new(grad_graph: &Graph, target: &Target, chips: u32) -> Result<Self> {
-        let graph = if chips > 1 {
-            let ipu = IpuConfig {
-                ipus_per_replica: chips as usize,
-                ..IpuConfig::default()
-            };
-            let cost = tessera_cost::CostOptions::from_ipu_config(&ipu, 1)
-                .context("IPU configuration for the placement")?;
-            let cfg = PipelineConfig {
-                rule: LayerRule::lxmert(),
-                ..PipelineConfig::new(Placement::Auto, cost)
-            };
-            pipeline(grad_graph, &cfg, target)
-                .context("placing the training step on the chips")?
-                .0
-        } else {
-            grad_graph.clone()
-        };
-        let plan = lower_program(
-            &graph,
-            target,
+    /// Places `grad_graph` and lowers it as a pipeline.
+    pub fn new(grad_graph: &Graph, setup: &TileSetup) -> Result<Self> {
+        let (placed, _) = pipeline(grad_graph, &setup.pipeline, &setup.target)
+            .context("placing the training step on the chips")?;
+        let p = &setup.pipeline.cost.pipeline;
+        let plan = lower_pipelined(
+            &placed,
+            &setup.target,
             &LowerOptions {
-                chips,
-                ..LowerOptions::default()
+                chips: p.stages,
+                allow_oom: false,
+                matmul_proportion: setup.matmul_proportion,
             },
         )
         .context("lowering the training step to tiles")?;
-        let session = TileSession::new(&plan)?;
+        let session = PipelineSession::new(&plan)?;
         Ok(TileStep {
             session,
+            replicas: p.replicas.max(1) as usize,
+            grad_accum: p.grad_accum.max(1) as usize,
             plan,
             loaded_at: None,
         })
     }
 
-    /// Supersteps of one micro-batch.
+    /// Supersteps of one micro-batch through every segment.
     pub fn supersteps(&self) -> usize {
         self.plan.step.supersteps.len()
     }
 
-    /// Loss and gradient outputs of one micro-batch with the weights of optimizer step
-    /// `step` (streamed onto the tiles when they changed).
+    /// The lowered plan.
+    pub fn plan(&self) -> &TilePlan {
+        &self.plan
+    }
+
+    /// Micro-batches a step consumes: replicas × gradient accumulation.
+    pub fn micro_batches(&self) -> usize {
+        self.replicas * self.grad_accum
+    }
+
+    /// One step with the weights of optimizer step `step` (streamed onto the tiles when they
+    /// changed): `micro_batches` holds [`TileStep::micro_batches`] feeds, replica-major.
     pub fn run(
         &mut self,
         step: usize,
         params: &HashMap<String, Tensor>,
-        inputs: &HashMap<String, Tensor>,
-    ) -> Result<HashMap<String, Tensor>> {
+        micro_batches: &[HashMap<String, Tensor>],
+    ) -> Result<TileStepResult> {
         if self.loaded_at != Some(step) {
             self.session
                 .load(params)
                 .context("streaming the weights onto the tiles")?;
             self.loaded_at = Some(step);
         }
-        Ok(self.session.run(inputs, TraceMode::Off)?.0)
+        let mut losses = Vec::with_capacity(micro_batches.len());
+        let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
+        for replica in micro_batches.chunks(self.grad_accum) {
+            let out = self.session.step(replica, TraceMode::Off)?;
+            for m in &out.micro_batches {
+                let loss = m
+                    .get("loss")
+                    .context("the plan has no `loss` output")?
+                    .to_f64_vec();
+                losses.push(loss.first().copied().context("empty loss")?);
+            }
+            // The all-reduce: each replica's sums added in replica order.
+            for (k, g) in out.grads {
+                let name = k.trim_start_matches("grad.").to_string();
+                let g = g.to_f32_vec();
+                match sums.get_mut(&name) {
+                    Some(s) => s.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+                    None => {
+                        sums.insert(name, g);
+                    }
+                }
+            }
+        }
+        Ok(TileStepResult { losses, sums })
     }
 }
