@@ -141,12 +141,21 @@ impl Trainer {
     }
 
     /// Runs the gradient graph on the emulated tiles from now on: lowered for `target` on
-    /// `chips` chips (fp32 only; the reference engine's arithmetic, bit for bit up to the
-    /// order of matmul sums). Returns the supersteps of one micro-batch.
+    /// `chips` chips, in fp32 or mixed precision (the reference engine's arithmetic, bit for
+    /// bit up to the order of matmul sums; fp16 partials are rounded once per tile's block
+    /// rather than after every multiply-add). Returns the supersteps of one micro-batch.
+    ///
+    /// Stochastic rounding is refused: the tile vertices round to nearest even.
     pub fn use_tiles(&mut self, target: &tessera_target::Target, chips: u32) -> Result<usize> {
-        if self.cfg.precision.is_some() {
-            anyhow::bail!(
-                "training on tiles runs in fp32 for now (drop --precision, or use --engine reference)"
+        if self
+            .cfg
+            .precision
+            .as_ref()
+            .is_some_and(|c| c.stochastic_rounding)
+        {
+            bail!(
+                "stochastic rounding is not supported on tiles (the tile vertices round to \
+                 nearest even): pass --stochastic-rounding=false, or use --engine reference"
             );
         }
         let t = tiles::TileStep::new(&self.grad_graph, target, chips)?;

@@ -68,8 +68,8 @@ pub struct TrainArgs {
     quiet: bool,
     #[command(flatten)]
     precision: PrecisionArgs,
-    /// Where the gradient graph runs: the reference evaluator, or the emulated IPU tiles (fp32;
-    /// the optimizer runs on the host either way).
+    /// Where the gradient graph runs: the reference evaluator, or the emulated IPU tiles (fp32 or
+    /// fp16 without stochastic rounding; the optimizer runs on the host either way).
     #[arg(long, value_enum, default_value_t = TrainEngine::Reference)]
     engine: TrainEngine,
     /// With `--engine tiles`: a target preset (mk2, mk1) or a target JSON file.
