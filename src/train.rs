@@ -141,12 +141,21 @@ impl Trainer {
     }
 
     /// Runs the training step on the emulated tiles from now on: placed and lowered as a
-    /// pipeline by `setup` (fp32 only). Every step then consumes `replicas × G` micro-batches,
-    /// which must be this trainer's `grad_accum`. Returns the supersteps of one micro-batch.
+    /// pipeline by `setup`, in fp32 or mixed precision (the reference engine's arithmetic, bit
+    /// for bit up to the order of matmul sums; fp16 partials are rounded once per tile's block
+    /// rather than after every multiply-add). Every step then consumes `replicas × G`
+    /// micro-batches, which must be this trainer's `grad_accum`. Returns the supersteps of one
+    /// micro-batch. Stochastic rounding is refused: the tile vertices round to nearest even.
     pub fn use_tiles(&mut self, setup: &tiles::TileSetup) -> Result<usize> {
-        if self.cfg.precision.is_some() {
-            anyhow::bail!(
-                "training on tiles runs in fp32 for now (drop --precision, or use --engine reference)"
+        if self
+            .cfg
+            .precision
+            .as_ref()
+            .is_some_and(|c| c.stochastic_rounding)
+        {
+            bail!(
+                "stochastic rounding is not supported on tiles (the tile vertices round to \
+                 nearest even): pass --stochastic-rounding=false, or use --engine reference"
             );
         }
         let t = tiles::TileStep::new(&self.grad_graph, setup)?;

@@ -72,7 +72,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     precision: PrecisionArgs,
     /// Where the training step runs: the reference evaluator, or the emulated IPU tiles as a
-    /// pipeline over the replica's IPUs (fp32; the optimizer runs on the host either way).
+    /// pipeline over the replica's IPUs (fp32, or fp16 without stochastic rounding; the optimizer
+    /// runs on the host either way).
     #[arg(long, value_enum, default_value_t = TrainEngine::Reference)]
     engine: TrainEngine,
     /// Parallelism, placement, recomputation and target, as `tessera compile` takes them

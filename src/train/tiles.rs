@@ -12,10 +12,11 @@
 //! The weights are streamed onto the tiles again after every update.
 
 use anyhow::{Context, Result};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use tessera_ir::{Graph, Tensor};
 use tessera_passes::lower::program::pipeline::{lower_pipelined, PipelineSession};
-use tessera_passes::lower::program::{LowerOptions, TilePlan};
+use tessera_passes::lower::program::{HostTensor, LowerOptions, TilePlan};
 use tessera_passes::{pipeline, PipelineConfig};
 use tessera_runtime::TraceMode;
 use tessera_target::Target;
@@ -111,7 +112,7 @@ impl TileStep {
     ) -> Result<TileStepResult> {
         if self.loaded_at != Some(step) {
             self.session
-                .load(params)
+                .load(&cast_to_plan(&self.plan.params, params))
                 .context("streaming the weights onto the tiles")?;
             self.loaded_at = Some(step);
         }
@@ -139,5 +140,55 @@ impl TileStep {
             }
         }
         Ok(TileStepResult { losses, sums })
+    }
+}
+
+/// `params` with every floating-point value whose type differs from the plan's parameter of
+/// the same name cast to that type (f32 weights for an f16 plan, say); borrowed unchanged when
+/// nothing needs a cast. Missing or non-float values are left for the session to report.
+fn cast_to_plan<'p>(
+    plan_params: &[HostTensor],
+    params: &'p HashMap<String, Tensor>,
+) -> Cow<'p, HashMap<String, Tensor>> {
+    let needs_cast = |h: &HostTensor| {
+        params.get(&h.name).is_some_and(|t| {
+            t.dtype() != h.ty.dtype && t.dtype().is_float() && h.ty.dtype.is_float()
+        })
+    };
+    if !plan_params.iter().any(needs_cast) {
+        return Cow::Borrowed(params);
+    }
+    let mut out = params.clone();
+    for h in plan_params.iter().filter(|h| needs_cast(h)) {
+        if let Some(t) = out.get_mut(&h.name) {
+            *t = t.cast(h.ty.dtype);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_ir::{DType, TensorType};
+
+    #[test]
+    fn f32_weights_are_cast_to_an_f16_plan() {
+        // f16(1/3) = 1365/4096 (1/3 = 1.0101…₂ × 2⁻², rounded down to 10 fraction bits).
+        let plan = [HostTensor {
+            name: "w".into(),
+            ty: TensorType::new(DType::F16, vec![4]),
+            buffer: 0,
+        }];
+        let params = HashMap::from([(
+            "w".to_string(),
+            Tensor::from_f32(vec![4], vec![1.0 / 3.0; 4]).unwrap(),
+        )]);
+        let cast = cast_to_plan(&plan, &params);
+        assert_eq!(cast["w"].dtype(), DType::F16);
+        assert_eq!(cast["w"].to_f64_vec(), vec![1365.0 / 4096.0; 4]);
+        // Matching types are streamed as given, without a copy.
+        let f16_params = HashMap::from([("w".to_string(), params["w"].cast(DType::F16))]);
+        assert!(matches!(cast_to_plan(&plan, &f16_params), Cow::Borrowed(_)));
     }
 }

@@ -98,11 +98,6 @@ pub(super) fn run_model(a: &RunArgs) -> Result<()> {
 /// Compiles MODEL with the compile flags for the tiles and reads its inputs.
 pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
     let precision = a.precision.resolve(a.train)?;
-    if a.train && precision.is_some() {
-        bail!(
-            "training on tiles runs in fp32 for now (drop --precision, or use --engine reference)"
-        );
-    }
     if precision.as_ref().is_some_and(|p| p.stochastic_rounding) {
         bail!("stochastic rounding on tiles: not yet (use --stochastic-rounding=false or --engine reference)");
     }

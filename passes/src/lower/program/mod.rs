@@ -41,6 +41,7 @@ pub mod session;
 mod sources;
 #[cfg(test)]
 mod tests;
+mod tests_fp16;
 
 use super::error::{LowerError, OutOfMemory};
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use tessera_ir::{BinaryOp, DType, Graph, Op, Tensor, TensorType, UnaryOp};
 use tessera_runtime::TraceMode;
 
-fn small_target(tiles: u32, bytes: u64) -> Target {
+pub(super) fn small_target(tiles: u32, bytes: u64) -> Target {
     let mut t = tessera_target::target::presets::mk2();
     t.name = "small".into();
     t.tiles_per_chip = tiles;
@@ -240,7 +240,7 @@ fn k_split_products_match() {
     assert!(err < 1e-5, "relative error {err}");
 }
 
-fn lxmert(preset: &str, seq: usize, objects: usize) -> Graph {
+pub(super) fn lxmert(preset: &str, seq: usize, objects: usize) -> Graph {
     let config = tessera_lxmert::LxmertConfig::preset(preset).unwrap();
     let shapes = tessera_lxmert::Shapes {
         batch: 2,
@@ -250,7 +250,10 @@ fn lxmert(preset: &str, seq: usize, objects: usize) -> Graph {
     tessera_lxmert::build(&config, &shapes, &tessera_lxmert::BuildOptions::default()).unwrap()
 }
 
-fn lxmert_feeds(g: &Graph, preset: &str) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
+pub(super) fn lxmert_feeds(
+    g: &Graph,
+    preset: &str,
+) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
     let config = tessera_lxmert::LxmertConfig::preset(preset).unwrap();
     let params: HashMap<String, Tensor> = tessera_lxmert::init_weights(&config, 3)
         .into_iter()
