@@ -42,7 +42,12 @@ impl Ctx<'_> {
         let chip = self.chip(id)?;
         let eb = node.ty.dtype.size_bytes() as u64;
         let n = node.ty.num_elements() as u64;
-        let grain = Self::grain(&node.ty.shape);
+        // Whole output rows, unless a row's operand would crowd a tile: each output element
+        // gathers its `cols` inputs onto its tile (a bias gradient reduces all the rows of a
+        // [tokens, features] activation), so pieces are cut finer to spread the operand.
+        let budget = (self.target.bytes_per_tile / 16).max(1);
+        let per_elem = cols.saturating_mul(eb).max(1);
+        let grain = Self::grain(&node.ty.shape).min((budget / per_elem).max(1));
         let layout = self
             .b
             .alloc_linear(chip, n, eb, grain, &label, Category::Activations)?;
