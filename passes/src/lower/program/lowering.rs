@@ -67,6 +67,8 @@ pub(crate) struct Ctx<'g> {
     pub mm_plans: HashMap<NodeId, MmPlan>,
     /// Weights laid out for their matmul: layout and host-streamed blocks.
     pub(crate) weights: HashMap<NodeId, (Layout, Vec<WeightBlock>)>,
+    /// Gather tables (looked through casts): the most indices one lookup takes.
+    pub(crate) lookups: HashMap<NodeId, u64>,
 }
 
 /// The runtime element type of a dtype (every dtype has one; `Option` keeps callers ready
@@ -334,14 +336,20 @@ impl<'g> Ctx<'g> {
         let chips = if opts.chips == 0 { stages } else { opts.chips };
         let mut uses: HashMap<NodeId, usize> = extra_uses.clone();
         let mut gather_tables = Vec::new();
+        let mut lookups: HashMap<NodeId, u64> = HashMap::new();
         for &n in order {
             let ops = graph.operands(n);
             if matches!(graph.node(n).op, Op::Gather { .. }) {
+                let count = ops
+                    .get(1)
+                    .map_or(0, |&i| graph.node(i).ty.num_elements() as u64);
                 // The table, looking through casts (fp16 working copies of an f32 table): the
                 // parameter gets column blocks and the casts keep them.
                 let mut t = ops.first().copied();
                 while let Some(id) = t {
                     gather_tables.push(id);
+                    let l = lookups.entry(id).or_default();
+                    *l = (*l).max(count);
                     t = match graph.node(id).op {
                         Op::Cast { .. } => graph.operands(id).first().copied(),
                         _ => None,
@@ -372,6 +380,7 @@ impl<'g> Ctx<'g> {
             inputs: Vec::new(),
             mm_plans: HashMap::new(),
             weights: HashMap::new(),
+            lookups,
         };
         Ok((cx, gather_tables))
     }

@@ -32,9 +32,10 @@ impl Ctx<'_> {
         let layout = if let Some((layout, _)) = &planned {
             layout.clone()
         } else if gather_tables.contains(&id) && ty.shape.len() == 2 {
+            let lookups = self.lookups.get(&id).copied().unwrap_or(0);
             self.column_blocks(
                 chip,
-                ty.shape[0] as u64,
+                (ty.shape[0] as u64, lookups),
                 ty.shape[1] as u64,
                 eb,
                 &name,
@@ -163,17 +164,21 @@ impl Ctx<'_> {
 
     /// Column blocks of a `[rows, cols]` table over the chip's tiles: each block as wide as a
     /// quarter of a tile's memory allows.
+    /// `(rows, lookups)`: the table's rows and the most rows a lookup or scatter-add
+    /// moves through one block's tile (its indices count), both sized into the block width.
     pub(crate) fn column_blocks(
         &mut self,
         chip: u32,
-        rows: u64,
+        (rows, lookups): (u64, u64),
         cols: u64,
         eb: u64,
         name: &str,
         category: Category,
     ) -> Result<Layout, LowerError> {
+        // A block's table columns and the looked-up (or scattered) rows of its columns share
+        // a quarter of the tile.
         let budget = self.target.bytes_per_tile / 4;
-        let width = (budget / (rows * eb).max(1)).clamp(1, cols.max(1));
+        let width = (budget / ((rows + lookups) * eb).max(1)).clamp(1, cols.max(1));
         let mut blocks = Vec::new();
         let mut c0 = 0;
         let mut i = 0u64;
