@@ -271,10 +271,7 @@ impl PlanInfo {
             self.tiles_per_chip
         );
         let Some(t) = &self.tiles else {
-            let _ = writeln!(
-                out,
-                "no tile program (training plans are not lowered to tiles yet)"
-            );
+            let _ = writeln!(out, "no tile program (compiled with --no-tiles)");
             return out;
         };
         out += &tiles_text(t);

@@ -382,3 +382,34 @@ fn lxmert_base_seed_config_auto_placement_beats_the_hand_placement() {
         "predicted samples/s: auto {a:.1}, optimum-graphcore {h:.1} (measured on IPUs: 128.1)"
     );
 }
+
+#[test]
+fn short_training_pipelines_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.tsp");
+    let o = out.to_str().unwrap();
+    let args = |ga: &'static str| {
+        vec![
+            "compile",
+            "lxmert-tiny",
+            "--train",
+            "--ipus",
+            "4",
+            "--grad-accum",
+            ga,
+            "--no-tiles",
+            "-o",
+            o,
+        ]
+    };
+    let short = common::tessera(&args("3"));
+    assert!(short.status.success());
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        stderr.contains("gradient accumulation 3 is below the 7 pipeline stages"),
+        "{stderr}"
+    );
+    let full = common::tessera(&args("7"));
+    assert!(full.status.success());
+    assert!(!String::from_utf8_lossy(&full.stderr).contains("pipeline stages"));
+}

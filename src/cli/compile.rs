@@ -80,12 +80,15 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
     for n in &notes {
         eprintln!("note: {n}");
     }
+    for w in &plan.report.warnings {
+        eprintln!("warning: {w}");
+    }
     let text = if a.json {
         serde_json::to_string_pretty(&plan.report)? + "\n"
     } else {
         let tiles = match &plan_info(&plan).tiles {
             Some(t) => tiles_text(t),
-            None => "no tile program: training plans are not lowered to tiles yet\n".to_string(),
+            None => "no tile program (--no-tiles)\n".to_string(),
         };
         format!(
             "{}{tiles}plan written to {}\n",

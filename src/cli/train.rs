@@ -191,6 +191,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let setup = tile_setup(&copts, topts.matmul_proportion)?;
         let steps = trainer.use_tiles(&setup)?;
         let p = &setup.pipeline.cost.pipeline;
+        if let Some(w) = tessera::compile::short_pipeline_warning(true, p.stages, p.grad_accum) {
+            eprintln!("warning: {w}");
+        }
         eprintln!(
             "training step on {} emulated {} chip(s) per replica × {} replica(s), {} \
              micro-batches per replica and step, recompute {}: {steps} supersteps per micro-batch",
@@ -225,6 +228,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         describe(trainer_precision.as_ref()),
     );
     let mut pending = Some(first);
+    let mut skipped_steps = 0usize;
     for _ in 0..a.steps {
         let s = trainer.step(|| {
             let f = match pending.take() {
@@ -235,6 +239,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             inputs.insert("labels".into(), f.labels.context("batch without labels")?);
             Ok(inputs)
         })?;
+        skipped_steps += usize::from(s.skipped);
         let skipped = if s.skipped {
             "  skipped (inf/NaN gradients)"
         } else {
@@ -256,6 +261,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
     }
     bar.finish();
+    if skipped_steps > 0 {
+        eprintln!(
+            "{skipped_steps} of {} steps skipped (inf/NaN gradients: weights and optimizer state \
+             kept); loss scale now {}",
+            a.steps,
+            trainer.loss_scale()
+        );
+    }
     if let Some(mut w) = log {
         w.flush()?;
     }

@@ -118,6 +118,20 @@ fn unbounded(target: &Target) -> Target {
     }
 }
 
+/// The warning for a training pipeline whose gradient accumulation `grad_accum` is below
+/// its `2P − 1` forward and backward pipeline stages on `stages` chips (PopART's minimum):
+/// the schedule still computes the right gradients, but never reaches its steady state.
+pub fn short_pipeline_warning(train: bool, stages: u32, grad_accum: u32) -> Option<String> {
+    let needed = 2 * stages.max(1) - 1;
+    (train && stages > 1 && grad_accum < needed).then(|| {
+        format!(
+            "gradient accumulation {grad_accum} is below the {needed} pipeline stages of training on \
+             {stages} IPUs (2P − 1, PopART's minimum): the pipeline never fills, so every pipeline \
+             cycle leaves chips idle; use --grad-accum {needed} or more"
+        )
+    })
+}
+
 /// Runs `transform` and verifies its result.
 fn run_transform(t: &Transform, graph: &Graph) -> Result<Graph> {
     let out = (t.run)(graph).with_context(|| format!("pass `{}`", t.name))?;
@@ -190,6 +204,9 @@ pub fn compile(
         ..PipelineConfig::new(opts.placement.clone(), cost)
     };
     let mut warnings = opts.warnings.clone();
+    if let Some(w) = short_pipeline_warning(opts.train, cfg.cost.pipeline.stages, grad_accum) {
+        warnings.push(w);
+    }
     let (placed, pipeline) = match tessera_passes::pipeline(&graph, &cfg, &opts.target) {
         Ok(r) => r,
         Err(e @ (PipelineError::NothingFits { .. } | PipelineError::DoesNotFit { .. }))

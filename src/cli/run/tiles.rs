@@ -6,7 +6,8 @@
 //! the plan's types, so an input of another shape than the plan was compiled for is an error
 //! naming it. Weights are the model's defaults (a model directory's weights, or the seeded
 //! initialisation — for a plan, with the seed it was compiled with) unless `--weights`, cast
-//! to the plan's parameter types. Training is not lowered to tiles yet.
+//! to the plan's parameter types. A training plan runs its pipelined step for one
+//! micro-batch (loss and gradients).
 
 use super::super::compile_flags::{build_plan, Subject};
 use super::super::precision::Precision;

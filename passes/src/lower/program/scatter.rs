@@ -36,8 +36,7 @@ impl Ctx<'_> {
         let chip = self.chip(id)?;
         let label = self.label(id);
         let (idx, upd) = (self.val(*idx_id)?.clone(), self.val(*upd_id)?.clone());
-        let table =
-            self.column_blocks(chip, (rows, n), cols, eb, &label, Category::Activations)?;
+        let table = self.column_blocks(chip, (rows, n), cols, eb, &label, Category::Activations)?;
         let Layout::Columns { blocks, .. } = &table else {
             return Err(self.unsupported(id, "expected column blocks"));
         };
