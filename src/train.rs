@@ -158,7 +158,7 @@ impl Trainer {
                  nearest even): pass --stochastic-rounding=false, or use --engine reference"
             );
         }
-        let t = tiles::TileStep::new(&self.grad_graph, setup)?;
+        let t = tiles::TileStep::new(&self.grad_graph, &self.opt_graph, setup)?;
         if t.micro_batches() != self.cfg.grad_accum {
             bail!(
                 "the tile step takes {} micro-batches (replicas × gradient accumulation) but the \
@@ -258,39 +258,13 @@ impl Trainer {
         mut next: impl FnMut() -> Result<HashMap<String, Tensor>>,
     ) -> Result<StepLog> {
         let start = std::time::Instant::now();
+        if self.tiles.is_some() {
+            return self.step_on_tiles(next, start);
+        }
         let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
         let mut loss = 0.0;
         let mut samples = 0;
-        if self.tiles.is_some() {
-            let mut feeds = Vec::with_capacity(self.cfg.grad_accum);
-            for _ in 0..self.cfg.grad_accum {
-                let mut inputs = next()?;
-                samples += inputs
-                    .get("labels")
-                    .and_then(|t| t.shape().first().copied())
-                    .unwrap_or(1);
-                if self.grad_graph.input_by_name(LOSS_SCALE_INPUT).is_ok() {
-                    inputs.insert(
-                        LOSS_SCALE_INPUT.to_string(),
-                        Tensor::scalar_f32(self.scaler.scale() as f32),
-                    );
-                }
-                feeds.push(inputs);
-            }
-            let (step, params) = (self.step, &self.params);
-            if let Some(t) = self.tiles.as_mut() {
-                let r = t.run(step, params, &feeds)?;
-                loss = r.losses.iter().sum();
-                sums = r.sums;
-            }
-        }
-        // On the tiles the step above ran every micro-batch; on the host, one at a time.
-        let host_micro_batches = if self.tiles.is_some() {
-            0
-        } else {
-            self.cfg.grad_accum
-        };
-        for micro in 0..host_micro_batches {
+        for micro in 0..self.cfg.grad_accum {
             let inputs = next()?;
             samples += inputs
                 .get("labels")
@@ -319,6 +293,73 @@ impl Trainer {
                 Some((l, n)) => (lr, grad_norm) = (l, n),
                 None => skipped = true,
             }
+        }
+        let update = self.scaler.update(skipped);
+        self.iteration += 1;
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        Ok(StepLog {
+            step: self.iteration,
+            loss: loss / self.cfg.grad_accum as f64,
+            lr,
+            loss_scale: update.used_scale,
+            skipped,
+            samples_per_second: samples as f64 / secs,
+            grad_norm,
+        })
+    }
+
+    /// One step on the tiles: every micro-batch of every replica through the pipeline, the
+    /// all-reduce, and the optimizer on the tiles (its state streamed from and back to the
+    /// host); the host keeps the results (weights for checkpoints, moments between steps).
+    fn step_on_tiles(
+        &mut self,
+        mut next: impl FnMut() -> Result<HashMap<String, Tensor>>,
+        start: std::time::Instant,
+    ) -> Result<StepLog> {
+        let mut feeds = Vec::with_capacity(self.cfg.grad_accum);
+        let mut samples = 0;
+        let scale = Tensor::scalar_f32(self.scaler.scale() as f32);
+        for _ in 0..self.cfg.grad_accum {
+            let mut inputs = next()?;
+            samples += inputs
+                .get("labels")
+                .and_then(|t| t.shape().first().copied())
+                .unwrap_or(1);
+            if self.grad_graph.input_by_name(LOSS_SCALE_INPUT).is_ok() {
+                inputs.insert(LOSS_SCALE_INPUT.to_string(), scale.clone());
+            }
+            feeds.push(inputs);
+        }
+        let mut opt_feeds = self.moments.clone();
+        opt_feeds.insert("step".into(), Tensor::scalar_f32(self.step as f32));
+        opt_feeds.insert("loss_scale".into(), scale);
+        let t = self.tiles.as_mut().context("no tile step")?;
+        let r = t.run(&self.params, &feeds, &opt_feeds)?;
+        let loss: f64 = r.losses.iter().sum();
+        let mut out = r.optimizer;
+        let mut scalar = |k: &str| -> Result<f64> {
+            out.remove(k)
+                .with_context(|| format!("the optimizer on the tiles gave no `{k}`"))?
+                .to_f64_vec()
+                .first()
+                .copied()
+                .with_context(|| format!("optimizer output `{k}` is empty"))
+        };
+        let skipped = scalar("found_inf")? != 0.0;
+        let (mut lr, mut grad_norm) = (self.adam.lr_at(self.step as u64), f64::NAN);
+        if !skipped {
+            (lr, grad_norm) = (scalar("lr")?, scalar("grad_norm")?);
+            if !all_finite(out.values()) {
+                bail!("the optimizer step produced non-finite weights or moments");
+            }
+            for (k, v) in out {
+                if let Some(name) = k.strip_prefix("param.") {
+                    self.params.insert(name.to_string(), v);
+                } else if k.starts_with("adam_m.") || k.starts_with("adam_v.") {
+                    self.moments.insert(k, v);
+                }
+            }
+            self.step += 1;
         }
         let update = self.scaler.update(skipped);
         self.iteration += 1;

@@ -196,7 +196,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
         eprintln!(
             "training step on {} emulated {} chip(s) per replica × {} replica(s), {} \
-             micro-batches per replica and step, recompute {}: {steps} supersteps per micro-batch",
+             micro-batches per replica and step, recompute {}, optimizer on the tiles: {steps} supersteps in the step program",
             p.stages,
             setup.target.name,
             p.replicas,

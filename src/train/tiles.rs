@@ -6,16 +6,17 @@
 //! ask for) and lowered once as a pipeline ([`lower_pipelined`]): each stage's forward and
 //! backward are segments of PopART's schedule, stashes keep the micro-batches in flight, and
 //! the gradients are summed on the tiles. A step runs the schedule over `G` micro-batches on
-//! every replica; the replicas' gradient sums are then all-reduced (summed, here on the
-//! host, the emulated replicas taking turns on one emulated machine since their weights are
-//! identical) and handed to the optimizer, which runs on the host as the reference engine's.
-//! The weights are streamed onto the tiles again after every update.
+//! every replica; the replicas' gradient sums are then all-reduced (the emulated replicas take
+//! turns on one emulated machine, since their weights are identical, and their sums are
+//! added on the host and streamed back into the accumulators), and the optimizer runs on the
+//! tiles: its Adam moments live off chip and are streamed onto the tiles for the update and
+//! back (`optimizer_state_offchip`), the updated weights stay on the tiles.
 
 use anyhow::{Context, Result};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use tessera_ir::{Graph, Tensor};
-use tessera_passes::lower::program::pipeline::{lower_pipelined, PipelineSession};
+use tessera_passes::lower::program::pipeline::{lower_pipelined_with, PipelineSession};
 use tessera_passes::lower::program::{HostTensor, LowerOptions, TilePlan};
 use tessera_passes::{pipeline, PipelineConfig};
 use tessera_runtime::TraceMode;
@@ -39,8 +40,9 @@ pub struct TileStep {
     plan: TilePlan,
     replicas: usize,
     grad_accum: usize,
-    /// The optimizer step whose weights are on the tiles.
-    loaded_at: Option<usize>,
+    /// Whether the weights were streamed onto the tiles (once: the optimizer updates them
+    /// there).
+    loaded: bool,
 }
 
 impl std::fmt::Debug for TileStep {
@@ -57,18 +59,21 @@ impl std::fmt::Debug for TileStep {
 pub struct TileStepResult {
     /// Loss of every micro-batch, replica-major.
     pub losses: Vec<f64>,
-    /// Gradients summed over every micro-batch of every replica, by parameter name.
-    pub sums: HashMap<String, Vec<f32>>,
+    /// The optimizer's outputs (updated weights `param.*`, moments, `lr`, `grad_norm`,
+    /// `found_inf`).
+    pub optimizer: HashMap<String, Tensor>,
 }
 
 impl TileStep {
-    /// Places `grad_graph` and lowers it as a pipeline.
-    pub fn new(grad_graph: &Graph, setup: &TileSetup) -> Result<Self> {
+    /// Places `grad_graph` and lowers it as a pipeline, with `optimizer` (the optimizer graph)
+    /// on the tiles after the flush.
+    pub fn new(grad_graph: &Graph, optimizer: &Graph, setup: &TileSetup) -> Result<Self> {
         let (placed, _) = pipeline(grad_graph, &setup.pipeline, &setup.target)
             .context("placing the training step on the chips")?;
         let p = &setup.pipeline.cost.pipeline;
-        let plan = lower_pipelined(
+        let plan = lower_pipelined_with(
             &placed,
+            Some(optimizer),
             &setup.target,
             &LowerOptions {
                 chips: p.stages,
@@ -83,7 +88,7 @@ impl TileStep {
             replicas: p.replicas.max(1) as usize,
             grad_accum: p.grad_accum.max(1) as usize,
             plan,
-            loaded_at: None,
+            loaded: false,
         })
     }
 
@@ -102,44 +107,38 @@ impl TileStep {
         self.replicas * self.grad_accum
     }
 
-    /// One step with the weights of optimizer step `step` (streamed onto the tiles when they
-    /// changed): `micro_batches` holds [`TileStep::micro_batches`] feeds, replica-major.
+    /// One step: `micro_batches` holds [`TileStep::micro_batches`] feeds, replica-major;
+    /// `optimizer` the optimizer's state and scalars by name. `params` are streamed onto the
+    /// tiles before the first step only: from then on the optimizer keeps them there.
     pub fn run(
         &mut self,
-        step: usize,
         params: &HashMap<String, Tensor>,
         micro_batches: &[HashMap<String, Tensor>],
+        optimizer: &HashMap<String, Tensor>,
     ) -> Result<TileStepResult> {
-        if self.loaded_at != Some(step) {
+        if !self.loaded {
             self.session
                 .load(&cast_to_plan(&self.plan.params, params))
                 .context("streaming the weights onto the tiles")?;
-            self.loaded_at = Some(step);
+            self.loaded = true;
         }
+        let replicas: Vec<&[HashMap<String, Tensor>]> =
+            micro_batches.chunks(self.grad_accum).collect();
+        let out = self
+            .session
+            .step_full(&replicas, Some(optimizer), TraceMode::Off)?;
         let mut losses = Vec::with_capacity(micro_batches.len());
-        let mut sums: HashMap<String, Vec<f32>> = HashMap::new();
-        for replica in micro_batches.chunks(self.grad_accum) {
-            let out = self.session.step(replica, TraceMode::Off)?;
-            for m in &out.micro_batches {
-                let loss = m
-                    .get("loss")
-                    .context("the plan has no `loss` output")?
-                    .to_f64_vec();
-                losses.push(loss.first().copied().context("empty loss")?);
-            }
-            // The all-reduce: each replica's sums added in replica order.
-            for (k, g) in out.grads {
-                let name = k.trim_start_matches("grad.").to_string();
-                let g = g.to_f32_vec();
-                match sums.get_mut(&name) {
-                    Some(s) => s.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
-                    None => {
-                        sums.insert(name, g);
-                    }
-                }
-            }
+        for m in &out.micro_batches {
+            let loss = m
+                .get("loss")
+                .context("the plan has no `loss` output")?
+                .to_f64_vec();
+            losses.push(loss.first().copied().context("empty loss")?);
         }
-        Ok(TileStepResult { losses, sums })
+        Ok(TileStepResult {
+            losses,
+            optimizer: out.optimizer,
+        })
     }
 }
 

@@ -57,6 +57,8 @@ pub(crate) enum Category {
     Gradients,
     /// Pipeline boundary buffers and stash slots (live for the whole step).
     Stash,
+    /// Optimizer state streamed onto the tiles for the optimizer step.
+    OptimizerState,
 }
 
 impl Category {
@@ -78,7 +80,7 @@ impl Category {
 }
 
 /// Number of [`Category`] values.
-pub(crate) const CATEGORIES: usize = 8;
+pub(crate) const CATEGORIES: usize = 9;
 
 /// A named allocation on one tile (for out-of-memory reports).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,17 +287,22 @@ impl Builder {
         Ok(Layout::Linear(pieces))
     }
 
-    /// Frees every byte of a layout.
+    /// Frees every byte of a layout (activations).
     pub fn free_layout(&mut self, layout: &Layout, elem_bytes: u64) -> Result<(), LowerError> {
+        self.free_layout_as(layout, elem_bytes, Category::Activations)
+    }
+
+    /// Frees every byte of a layout allocated as `category`.
+    pub fn free_layout_as(
+        &mut self,
+        layout: &Layout,
+        elem_bytes: u64,
+        category: Category,
+    ) -> Result<(), LowerError> {
         match layout {
             Layout::Linear(pieces) => {
                 for p in pieces {
-                    self.free(
-                        p.tile,
-                        p.offset,
-                        (p.end - p.start) * elem_bytes,
-                        Category::Activations,
-                    )?;
+                    self.free(p.tile, p.offset, (p.end - p.start) * elem_bytes, category)?;
                 }
             }
             Layout::Columns { rows, blocks, .. } => {
@@ -304,7 +311,7 @@ impl Builder {
                         b.tile,
                         b.offset,
                         rows * (b.c1 - b.c0) * elem_bytes,
-                        Category::Activations,
+                        category,
                     )?;
                 }
             }

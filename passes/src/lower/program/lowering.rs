@@ -1,7 +1,7 @@
 //! The lowering driver: values, buffers with liveness, sources (parameters, inputs,
 //! constants), and the dispatch of every op to its emitter.
 
-use super::builder::Builder;
+use super::builder::{Builder, Category};
 use super::layout::Layout;
 use super::matmul::weights::WeightBlock;
 use super::matmul::MmPlan;
@@ -40,6 +40,8 @@ struct Buf {
     pinned: bool,
     /// Already returned to the allocators.
     freed: bool,
+    /// What the bytes hold (for the memory report when they are freed).
+    category: Category,
 }
 
 /// The lowering's state while walking the graph.
@@ -160,6 +162,7 @@ impl<'g> Ctx<'g> {
             uses,
             pinned,
             freed: false,
+            category: Category::Activations,
         });
         let buf = self.bufs.len() - 1;
         self.vals.insert(
@@ -204,8 +207,22 @@ impl<'g> Ctx<'g> {
             return Ok(());
         }
         b.freed = true;
-        let (layout, eb) = (b.layout.clone(), b.elem_bytes);
-        self.b.free_layout(&layout, eb)
+        let (layout, eb, category) = (b.layout.clone(), b.elem_bytes, b.category);
+        self.b.free_layout_as(&layout, eb, category)
+    }
+
+    /// As [`Ctx::define`] for bytes allocated as `category` (freed as such).
+    pub(crate) fn define_as(
+        &mut self,
+        id: NodeId,
+        layout: Layout,
+        category: Category,
+    ) -> Result<(), LowerError> {
+        self.define(id, layout, false)?;
+        if let Some(b) = self.vals.get(&id).and_then(|v| self.bufs.get_mut(v.buf)) {
+            b.category = category;
+        }
+        Ok(())
     }
 
     /// A buffer of `layout` (already allocated) owned by no node yet; `pinned` buffers are
@@ -217,6 +234,7 @@ impl<'g> Ctx<'g> {
             uses: 0,
             pinned,
             freed: false,
+            category: Category::Activations,
         });
         self.bufs.len() - 1
     }

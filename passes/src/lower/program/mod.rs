@@ -150,6 +150,8 @@ pub struct MemoryByCategory {
     /// Pipeline boundary buffers and stash slots: values kept for later segments and
     /// in-flight micro-batches (always-live).
     pub stash: u64,
+    /// Optimizer state streamed onto the tiles while the optimizer runs.
+    pub optimizer_state: u64,
 }
 
 /// The lowered plan: tile programs, host tensors, memory and cost per superstep.

@@ -243,6 +243,7 @@ fn tile_memory(b: &super::builder::TileBook) -> TileMemory {
             temporaries: c(Category::Temporaries),
             gradients: c(Category::Gradients),
             stash: c(Category::Stash),
+            optimizer_state: c(Category::OptimizerState),
         },
     }
 }

@@ -12,7 +12,7 @@
 use super::schedule::{Schedule, SegmentKind};
 use crate::layers::{phase, Phase, STASH_MARKER};
 use crate::lower::error::LowerError;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tessera_ir::{Graph, NodeId, Op};
 
 /// A value read outside the segment that computes it.
@@ -67,8 +67,13 @@ fn describe(g: &Graph, id: NodeId, reason: String) -> LowerError {
     }
 }
 
-/// Segments and crossings of `g` for a `stages`-stage pipeline.
-pub(crate) fn analyse(g: &Graph, stages: u32) -> Result<Analysis, LowerError> {
+/// Segments and crossings of `g` for a `stages`-stage pipeline; the `optimizer` nodes form
+/// one more segment (index `2P`), run once per step after the flush.
+pub(crate) fn analyse(
+    g: &Graph,
+    stages: u32,
+    optimizer: &HashSet<NodeId>,
+) -> Result<Analysis, LowerError> {
     let schedule = Schedule { stages };
     let topo = g.topo_order();
     let mut seg = HashMap::new();
@@ -84,6 +89,10 @@ pub(crate) fn analyse(g: &Graph, stages: u32) -> Result<Analysis, LowerError> {
                 n,
                 format!("stage {stage} is beyond the {stages}-stage pipeline"),
             ));
+        }
+        if optimizer.contains(&n) {
+            seg.insert(n, schedule.segments());
+            continue;
         }
         let stash = node.scope.rsplit('.').next() == Some(STASH_MARKER);
         let kind = match phase(node) {
@@ -104,7 +113,7 @@ pub(crate) fn analyse(g: &Graph, stages: u32) -> Result<Analysis, LowerError> {
     order.sort_by_key(|n| (seg.get(n).copied(), rank.get(n).copied()));
 
     let mut crossings: BTreeMap<NodeId, Crossing> = BTreeMap::new();
-    let mut inputs_read = vec![BTreeSet::new(); schedule.segments()];
+    let mut inputs_read = vec![BTreeSet::new(); schedule.segments() + 1];
     for &n in &order {
         if matches!(g.node(n).op, Op::Reshape { .. }) {
             continue;
@@ -113,6 +122,8 @@ pub(crate) fn analyse(g: &Graph, stages: u32) -> Result<Analysis, LowerError> {
         for o in g.operands(n) {
             let r = storage_root(g, o);
             match g.node(r).op {
+                // Bound and streamed optimizer inputs are lowered by the optimizer segment.
+                Op::Input { .. } if optimizer.contains(&r) => {}
                 Op::Input { .. } => {
                     if let Some(set) = inputs_read.get_mut(q) {
                         set.insert(r);
@@ -123,6 +134,15 @@ pub(crate) fn analyse(g: &Graph, stages: u32) -> Result<Analysis, LowerError> {
                     let p = seg.get(&r).copied().unwrap_or(0);
                     if p == q {
                         continue;
+                    }
+                    if q >= schedule.segments() || p >= schedule.segments() {
+                        return Err(describe(
+                            g,
+                            n,
+                            "the optimizer step reads only weights, its inputs and the \
+                             accumulated gradients, not a micro-batch's values"
+                                .into(),
+                        ));
                     }
                     let between = schedule.runs_between(p, q).ok_or_else(|| {
                         describe(
@@ -174,6 +194,9 @@ pub(crate) fn analyse(g: &Graph, stages: u32) -> Result<Analysis, LowerError> {
 
 /// `F2` / `B0`: a segment's short name.
 pub fn segment_name(schedule: &Schedule, seg: usize) -> String {
+    if seg >= schedule.segments() {
+        return "optimizer".into();
+    }
     let (s, kind) = schedule.segment(seg);
     match kind {
         SegmentKind::Forward => format!("F{s}"),

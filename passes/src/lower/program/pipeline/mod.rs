@@ -26,17 +26,23 @@
 //! the schedule over `G` micro-batches.
 
 mod analysis;
+mod assemble;
+mod boundary;
 mod lower;
+mod opt_segment;
+mod optimizer;
+mod parts;
 pub mod schedule;
 mod session;
 #[cfg(test)]
 mod tests;
 
 pub use analysis::segment_name;
-pub use lower::lower_pipelined;
+pub use lower::{lower_pipelined, lower_pipelined_with};
 pub use schedule::{Schedule, SegmentKind};
 pub use session::{MicroBatchRun, PipelineSession, PipelineStep};
 
+use super::HostTensor;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use tessera_runtime::program::Superstep;
@@ -93,4 +99,19 @@ pub struct PipelineProgram {
     /// Host buffers of `step` that hold one micro-batch's data (the inputs, then the
     /// per-micro-batch outputs); the gradient buffers follow them.
     pub micro_buffers: u32,
+    /// End of the gradient host buffers (`[micro_buffers, grad_buffers_end)`); the
+    /// optimizer's streamed state and results follow.
+    pub grad_buffers_end: u32,
+    /// Streams the all-reduced gradients back into the accumulators (after every replica ran).
+    pub write_grads: Range<usize>,
+    /// The optimizer segment, when the optimizer runs on the tiles.
+    pub optimizer: Option<Range<usize>>,
+    /// The optimizer state streamed in for the optimizer segment (and out, updated, as the
+    /// outputs of the same names).
+    pub optimizer_state: Vec<HostTensor>,
+    /// Names of the optimizer's outputs (updated weights `param.*`, state, `lr`,
+    /// `grad_norm`, `found_inf`).
+    pub optimizer_outputs: Vec<String>,
+    /// Inputs only the optimizer reads (`step`): not part of a micro-batch's feeds.
+    pub optimizer_only: Vec<String>,
 }

@@ -34,12 +34,15 @@ pub struct MicroBatchRun {
 /// What one pipelined step returns.
 #[derive(Debug, Clone)]
 pub struct PipelineStep {
-    /// Per micro-batch: its per-micro-batch outputs (the loss) by name.
+    /// Per micro-batch (replica-major): its per-micro-batch outputs (the loss) by name.
     pub micro_batches: Vec<HashMap<String, Tensor>>,
-    /// The gradients (`grad.*`), summed over the micro-batches, f32.
+    /// The gradients (`grad.*`), summed over the micro-batches of every replica, f32.
     pub grads: HashMap<String, Tensor>,
-    /// Every segment run, in execution order.
+    /// Every segment run, in execution order (replica after replica).
     pub runs: Vec<MicroBatchRun>,
+    /// The optimizer's outputs (updated weights, state, `lr`, `grad_norm`, `found_inf`),
+    /// when it ran on the tiles.
+    pub optimizer: HashMap<String, Tensor>,
 }
 
 struct LoadedStash {
@@ -60,6 +63,10 @@ pub struct PipelineSession {
     load: LoadedProgram,
     zero: LoadedProgram,
     read: LoadedProgram,
+    write: LoadedProgram,
+    optimizer: Option<LoadedProgram>,
+    /// Host buffers of the optimizer program: the micro-batch buffers, then its own.
+    optimizer_buffers: Vec<HostBuffer>,
     segments: Vec<LoadedSegment>,
     pipeline: PipelineProgram,
     params: Vec<HostTensor>,
@@ -114,7 +121,6 @@ impl PipelineSession {
         let pipeline = plan.pipeline.clone().ok_or(SessionError::NotPipelined)?;
         let split = (pipeline.micro_buffers as usize).min(plan.step.host_buffers.len());
         let micro_buffers = plan.step.host_buffers[..split].to_vec();
-        let grad_buffers = plan.step.host_buffers[split..].to_vec();
         let stash = |s: &StashCopies| -> Result<LoadedStash, SessionError> {
             let mut programs = vec![program(
                 plan,
@@ -138,13 +144,35 @@ impl PipelineSession {
                 save: s.save.as_ref().map(stash).transpose()?,
             });
         }
-        // The read-out's copies name the gradient buffers by their index in `step`.
+        let grad_end =
+            (pipeline.grad_buffers_end as usize).clamp(split, plan.step.host_buffers.len());
+        let grad_buffers = plan.step.host_buffers[split..grad_end].to_vec();
+        // The gradient programs' copies name the gradient buffers by their index in `step`.
         let mut read_steps = slice(plan, &pipeline.read_grads);
-        for s in &mut read_steps {
-            for c in &mut s.tile_to_host {
+        let mut write_steps = slice(plan, &pipeline.write_grads);
+        for s in read_steps.iter_mut().chain(&mut write_steps) {
+            for c in s.tile_to_host.iter_mut().chain(&mut s.host_to_tile) {
                 c.buffer = c.buffer.saturating_sub(split as u32);
             }
         }
+        // The optimizer's: micro-batch buffers as they are, its own after them.
+        let gap = (grad_end - split) as u32;
+        let mut optimizer_buffers = micro_buffers.clone();
+        optimizer_buffers.extend_from_slice(&plan.step.host_buffers[grad_end..]);
+        let optimizer = match &pipeline.optimizer {
+            Some(r) => {
+                let mut steps = slice(plan, r);
+                for s in &mut steps {
+                    for c in s.tile_to_host.iter_mut().chain(&mut s.host_to_tile) {
+                        if c.buffer >= grad_end as u32 {
+                            c.buffer -= gap;
+                        }
+                    }
+                }
+                Some(program(plan, "optimizer", steps, &optimizer_buffers)?)
+            }
+            None => None,
+        };
         let load =
             LoadedProgram::load(plan.load.clone()).map_err(|source| SessionError::Program {
                 which: "load",
@@ -152,6 +180,7 @@ impl PipelineSession {
             })?;
         let zero = program(plan, "zero", slice(plan, &pipeline.zero), &[])?;
         let read = program(plan, "read gradients", read_steps, &grad_buffers)?;
+        let write = program(plan, "write gradients", write_steps, &grad_buffers)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .build()
             .map_err(|e| SessionError::Threads(e.to_string()))?;
@@ -161,6 +190,9 @@ impl PipelineSession {
             load,
             zero,
             read,
+            write,
+            optimizer,
+            optimizer_buffers,
             segments,
             pipeline,
             params: plan.params.clone(),
@@ -199,13 +231,132 @@ impl PipelineSession {
         Ok(())
     }
 
-    /// One training step over `micro_batches` (each with every input of the plan): the
-    /// schedule's cycles, then the summed gradients.
+    /// One training step of one replica over `micro_batches` (each with every input of the
+    /// plan), without the optimizer: the schedule's cycles, then the summed gradients.
     pub fn step(
         &mut self,
         micro_batches: &[HashMap<String, Tensor>],
         mode: TraceMode,
     ) -> Result<PipelineStep, SessionError> {
+        self.step_full(&[micro_batches], None, mode)
+    }
+
+    /// One training step: every replica's micro-batches through the schedule (the replicas
+    /// take turns on the machine: their weights are the same), the replicas' gradient sums
+    /// all-reduced (added in replica order) and streamed back into the accumulators, then
+    /// the optimizer segment when the plan has one and `optimizer` feeds it (its state and
+    /// scalar inputs by name; `None` skips it).
+    pub fn step_full(
+        &mut self,
+        replicas: &[&[HashMap<String, Tensor>]],
+        optimizer: Option<&HashMap<String, Tensor>>,
+        mode: TraceMode,
+    ) -> Result<PipelineStep, SessionError> {
+        let mut per_micro = Vec::new();
+        let mut runs = Vec::new();
+        let mut total: Option<Vec<Vec<u8>>> = None;
+        for micro_batches in replicas {
+            let (outs, r, grads) = self.replica(micro_batches, mode)?;
+            per_micro.extend(outs);
+            runs.extend(r);
+            total = Some(match total {
+                None => grads,
+                Some(mut t) => {
+                    for (acc, g) in t.iter_mut().zip(&grads) {
+                        add_f32_bytes(acc, g);
+                    }
+                    t
+                }
+            });
+        }
+        let mut total = total.unwrap_or_else(|| {
+            self.grad_buffers
+                .iter()
+                .map(|b| vec![0u8; b.bytes as usize])
+                .collect()
+        });
+        if replicas.len() > 1 {
+            let (machine, write) = (&mut self.machine, &self.write);
+            self.pool
+                .install(|| machine.run(write, &mut total, TraceMode::Off))?;
+        }
+        let split = self.micro_buffers.len() as u32;
+        let mut grads = HashMap::new();
+        for o in &self.outputs {
+            if o.buffer >= split && o.buffer < self.pipeline.grad_buffers_end {
+                let bytes = total
+                    .get((o.buffer - split) as usize)
+                    .ok_or_else(|| SessionError::Decode(o.name.clone()))?;
+                grads.insert(o.name.clone(), decode(o, bytes)?);
+            }
+        }
+        let program = self.optimizer.take();
+        let result = match (&program, optimizer) {
+            (Some(p), Some(feeds)) => self.run_optimizer(p, feeds),
+            _ => Ok(HashMap::new()),
+        };
+        self.optimizer = program;
+        let optimizer = result?;
+        Ok(PipelineStep {
+            micro_batches: per_micro,
+            grads,
+            runs,
+            optimizer,
+        })
+    }
+
+    fn run_optimizer(
+        &mut self,
+        program: &LoadedProgram,
+        feeds: &HashMap<String, Tensor>,
+    ) -> Result<HashMap<String, Tensor>, SessionError> {
+        let split = self.micro_buffers.len() as u32;
+        let gap = self.pipeline.grad_buffers_end.saturating_sub(split);
+        let mut host: Vec<Vec<u8>> = self
+            .optimizer_buffers
+            .iter()
+            .map(|b| vec![0u8; b.bytes as usize])
+            .collect();
+        for i in &self.inputs {
+            if let (Some(t), Some(slot)) = (feeds.get(&i.name), host.get_mut(i.buffer as usize)) {
+                *slot = checked("input", i, Some(t))?;
+            }
+        }
+        for h in &self.pipeline.optimizer_state {
+            let at = h.buffer.saturating_sub(gap) as usize;
+            if let Some(slot) = host.get_mut(at) {
+                *slot = checked("optimizer state", h, feeds.get(&h.name))?;
+            }
+        }
+        let machine = &mut self.machine;
+        self.pool
+            .install(|| machine.run(program, &mut host, TraceMode::Off))?;
+        let mut out = HashMap::new();
+        for o in &self.outputs {
+            if self.pipeline.optimizer_outputs.contains(&o.name) {
+                let bytes = host
+                    .get(o.buffer.saturating_sub(gap) as usize)
+                    .ok_or_else(|| SessionError::Decode(o.name.clone()))?;
+                out.insert(o.name.clone(), decode(o, bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One replica's cycles: its per-micro-batch outputs, runs and gradient sums (bytes).
+    #[allow(clippy::type_complexity)]
+    fn replica(
+        &mut self,
+        micro_batches: &[HashMap<String, Tensor>],
+        mode: TraceMode,
+    ) -> Result<
+        (
+            Vec<HashMap<String, Tensor>>,
+            Vec<MicroBatchRun>,
+            Vec<Vec<u8>>,
+        ),
+        SessionError,
+    > {
         let mut hosts = Vec::with_capacity(micro_batches.len());
         for feeds in micro_batches {
             let mut host: Vec<Vec<u8>> = self
@@ -214,6 +365,9 @@ impl PipelineSession {
                 .map(|b| vec![0u8; b.bytes as usize])
                 .collect();
             for i in &self.inputs {
+                if self.pipeline.optimizer_only.contains(&i.name) {
+                    continue;
+                }
                 if let Some(slot) = host.get_mut(i.buffer as usize) {
                     *slot = checked("input", i, feeds.get(&i.name))?;
                 }
@@ -269,9 +423,7 @@ impl PipelineSession {
                 machine.run(read, &mut grads_host, TraceMode::Off)?;
                 Ok(runs)
             })?;
-        let split = self.micro_buffers.len() as u32;
         let mut per_micro = vec![HashMap::new(); g];
-        let mut grads = HashMap::new();
         for o in &self.outputs {
             if self.pipeline.per_micro_batch.contains(&o.name) {
                 for (m, host) in hosts.iter().enumerate() {
@@ -282,17 +434,17 @@ impl PipelineSession {
                         out.insert(o.name.clone(), decode(o, bytes)?);
                     }
                 }
-            } else {
-                let bytes = grads_host
-                    .get(o.buffer.saturating_sub(split) as usize)
-                    .ok_or_else(|| SessionError::Decode(o.name.clone()))?;
-                grads.insert(o.name.clone(), decode(o, bytes)?);
             }
         }
-        Ok(PipelineStep {
-            micro_batches: per_micro,
-            grads,
-            runs,
-        })
+        Ok((per_micro, runs, grads_host))
+    }
+}
+
+/// `acc += g`, both little-endian f32 bytes.
+fn add_f32_bytes(acc: &mut [u8], g: &[u8]) {
+    for (a, b) in acc.chunks_exact_mut(4).zip(g.chunks_exact(4)) {
+        let x = f32::from_le_bytes([a[0], a[1], a[2], a[3]])
+            + f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        a.copy_from_slice(&x.to_le_bytes());
     }
 }
