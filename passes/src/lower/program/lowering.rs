@@ -256,6 +256,15 @@ impl<'g> Ctx<'g> {
         self.drop_buf(buf)
     }
 
+    /// Frees buffer `buf` now if no reader is left (pinned or not): a graph output that
+    /// has been consumed.
+    pub(crate) fn free_buf_if_unread(&mut self, buf: usize) -> Result<(), LowerError> {
+        if self.bufs.get(buf).is_some_and(|b| b.uses == 0) {
+            self.drop_buf(buf)?;
+        }
+        Ok(())
+    }
+
     /// The buffer holding node `id`'s value, if it was lowered.
     pub(crate) fn buf_of(&self, id: NodeId) -> Option<usize> {
         self.vals.get(&id).map(|v| v.buf)

@@ -72,7 +72,6 @@ pub(super) fn finish_segment(
     an: &Analysis,
     seg: usize,
     boundaries: &HashMap<NodeId, Boundary>,
-    accs: &[Accumulator],
     per_micro: &[(String, NodeId, u32)],
     part: &mut SegmentParts,
 ) -> Result<(), LowerError> {
@@ -100,78 +99,6 @@ pub(super) fn finish_segment(
         produced.push(c.root);
     }
     cx.push_stages("pipeline boundary copies", direct, Vec::new());
-
-    // Gradients into their accumulators.
-    let mut copies = Vec::new();
-    let mut work = Vec::new();
-    let mut scratch = Vec::new();
-    for a in accs.iter().filter(|a| a.seg == seg) {
-        let v = cx.val(a.node)?.clone();
-        let eb = v.eb();
-        let Some(pieces) = a.layout.pieces() else {
-            continue;
-        };
-        let t =
-            cx.b.alloc_like(pieces, eb, &format!("incoming {}", a.name))?;
-        emit_range(
-            &mut copies,
-            (&v.layout, 0),
-            (&t, 0),
-            a.ty.num_elements() as u64,
-            eb,
-        )?;
-        let wide = if v.dtype == DType::F32 {
-            None
-        } else {
-            Some(cx.b.alloc_like(pieces, 4, &format!("widened {}", a.name))?)
-        };
-        let from = crate::lower::program::lowering::elem_of(v.dtype)
-            .ok_or_else(|| cx.unsupported(a.node, "gradient of a non-float type"))?;
-        for (i, p) in pieces.iter().enumerate() {
-            let len = p.end - p.start;
-            let (Some(tp), acc) = (
-                t.pieces().and_then(|x| x.get(i)),
-                region(p.offset, len * 4)?,
-            ) else {
-                continue;
-            };
-            let mut src = region(tp.offset, len * eb)?;
-            if let Some(w) = wide
-                .as_ref()
-                .and_then(|w| w.pieces())
-                .and_then(|x| x.get(i))
-            {
-                let dst = region(w.offset, len * 4)?;
-                work.push((
-                    p.tile,
-                    Vertex::Cast {
-                        from,
-                        to: Elem::F32,
-                        src,
-                        dst,
-                    },
-                ));
-                src = dst;
-            }
-            work.push((
-                p.tile,
-                Vertex::AddPartials {
-                    elem: Elem::F32,
-                    dst: acc,
-                    srcs: vec![src],
-                },
-            ));
-        }
-        scratch.push((t, eb));
-        if let Some(w) = wide {
-            scratch.push((w, 4));
-        }
-        produced.push(a.node);
-    }
-    cx.push_stages("accumulate gradients", copies, work);
-    for (layout, eb) in scratch {
-        cx.b.free_layout(&layout, eb)?;
-    }
 
     // Per-micro-batch outputs stream out at the end of the segment.
     for (name, node, buffer) in per_micro {
@@ -215,4 +142,78 @@ pub(super) fn exchange_step(copies: Vec<Exchange>) -> Superstep {
         exchange: copies,
         ..Superstep::default()
     }
+}
+
+/// Adds gradient output `a` (just computed) into its accumulator: an exchange into the
+/// accumulator's tiles, a cast to f32 if needed and an add, in their own superstep, so
+/// that the gradient's bytes (and the scratch) are free again right after it is produced
+/// rather than all of a segment's gradients living until its end.
+pub(super) fn accumulate(cx: &mut Ctx<'_>, a: &Accumulator) -> Result<(), LowerError> {
+    let v = cx.val(a.node)?.clone();
+    let eb = v.eb();
+    let Some(pieces) = a.layout.pieces() else {
+        return Ok(());
+    };
+    let mut copies = Vec::new();
+    let mut work = Vec::new();
+    let t =
+        cx.b.alloc_like(pieces, eb, &format!("incoming {}", a.name))?;
+    emit_range(
+        &mut copies,
+        (&v.layout, 0),
+        (&t, 0),
+        a.ty.num_elements() as u64,
+        eb,
+    )?;
+    let wide = if v.dtype == DType::F32 {
+        None
+    } else {
+        Some(cx.b.alloc_like(pieces, 4, &format!("widened {}", a.name))?)
+    };
+    let from = crate::lower::program::lowering::elem_of(v.dtype)
+        .ok_or_else(|| cx.unsupported(a.node, "gradient of a non-float type"))?;
+    for (i, p) in pieces.iter().enumerate() {
+        let len = p.end - p.start;
+        let (Some(tp), acc) = (
+            t.pieces().and_then(|x| x.get(i)),
+            region(p.offset, len * 4)?,
+        ) else {
+            continue;
+        };
+        let mut src = region(tp.offset, len * eb)?;
+        if let Some(w) = wide
+            .as_ref()
+            .and_then(|w| w.pieces())
+            .and_then(|x| x.get(i))
+        {
+            let dst = region(w.offset, len * 4)?;
+            work.push((
+                p.tile,
+                Vertex::Cast {
+                    from,
+                    to: Elem::F32,
+                    src,
+                    dst,
+                },
+            ));
+            src = dst;
+        }
+        work.push((
+            p.tile,
+            Vertex::AddPartials {
+                elem: Elem::F32,
+                dst: acc,
+                srcs: vec![src],
+            },
+        ));
+    }
+    cx.push_stages(&format!("accumulate {}", a.name), copies, work);
+    cx.b.free_layout(&t, eb)?;
+    if let Some(w) = wide {
+        cx.b.free_layout(&w, 4)?;
+    }
+    if let Some(buf) = cx.buf_of(storage_root(cx.graph, a.node)) {
+        cx.free_buf_if_unread(buf)?;
+    }
+    Ok(())
 }

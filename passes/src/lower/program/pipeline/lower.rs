@@ -15,7 +15,7 @@ use tessera_runtime::program::HostBuffer;
 use tessera_target::Target;
 
 use super::assemble::build;
-use super::boundary::{boundary_buffers, finish_segment};
+use super::boundary::{accumulate, boundary_buffers, finish_segment};
 use super::opt_segment::lower_optimizer;
 use super::parts::*;
 
@@ -231,10 +231,22 @@ pub fn lower_pipelined_with(
             }
         }
         let first_stage = cx.b.stages.len();
+        let mut accumulated = Vec::new();
         for &n in an.order.iter().filter(|n| an.seg.get(n) == Some(&seg)) {
             cx.lower_node(n)?;
+            for a in accs.iter().filter(|a| a.node == n) {
+                accumulate(&mut cx, a)?;
+                accumulated.push(a.node);
+            }
         }
-        finish_segment(&mut cx, &an, seg, &boundaries, &accs, &per_micro, &mut part)?;
+        // A gradient that is not computed by a node of its segment (e.g. a constant).
+        for a in accs
+            .iter()
+            .filter(|a| a.seg == seg && !accumulated.contains(&a.node))
+        {
+            accumulate(&mut cx, a)?;
+        }
+        finish_segment(&mut cx, &an, seg, &boundaries, &per_micro, &mut part)?;
         for buf in restored {
             cx.free_buf_now(buf)?;
         }
