@@ -96,6 +96,114 @@ fn profile_of_the_training_step() {
     assert!(summary.contains("step=training"), "{summary}");
     // The backward's vertex kinds appear (the embedding gradients are scatter-adds).
     assert!(summary.contains("scatter_add"), "{summary}");
+    // A training plan is pipelined: one micro-batch by default (gradient accumulation 1).
+    assert!(
+        summary.contains("Pipeline schedule (cost model): 2 stage(s) x 1 micro-batch(es)"),
+        "{summary}"
+    );
+}
+
+/// The X events of a Chrome trace whose name is a segment run label (`F2 mb 5`), as
+/// `(pid, name)`.
+fn run_events(trace: &Value) -> Vec<(u64, String)> {
+    trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .filter_map(|e| {
+            let name = e["name"].as_str()?;
+            let mut parts = name.split(' ');
+            let seg = parts.next()?;
+            let ok = (seg.starts_with('F') || seg.starts_with('B'))
+                && seg[1..].parse::<u32>().is_ok()
+                && parts.next() == Some("mb")
+                && parts.next()?.parse::<u32>().is_ok();
+            ok.then(|| (e["pid"].as_u64().unwrap(), name.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn profile_of_a_pipelined_training_step_on_four_chips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["--train", "--ipus", "4", "--grad-accum", "8"];
+    let summary = profile_to(tmp.path(), &args);
+    for want in [
+        "Pipeline schedule (cost model): 4 stage(s) x 8 micro-batch(es) per step, 1 replica(s); 14 pipeline cycles",
+        "utilisation",
+        "fill/flush bubble",
+        "samples/s",
+        "measured on the emulator: 64 segment runs",
+        "gradients",
+        "stash",
+    ] {
+        assert!(summary.contains(want), "{want} missing in\n{summary}");
+    }
+    assert!(tmp.path().join("pipeline.svg").is_file());
+    // profile.json: the pipeline's figures add up (busy + bubble + imbalance + sync fill the
+    // chips' pipeline cycles), and the throughput is the pipelined step's.
+    let p: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("profile.json")).unwrap())
+            .unwrap();
+    let pl = &p["pipeline"];
+    let u = |k: &str| pl[k].as_u64().unwrap();
+    assert_eq!(u("pipeline_cycles"), 14);
+    assert_eq!(
+        u("busy_chip_cycles")
+            + u("bubble_chip_cycles")
+            + u("imbalance_chip_cycles")
+            + u("sync_chip_cycles"),
+        4 * u("schedule_cycles")
+    );
+    assert_eq!(
+        u("step_cycles"),
+        u("zero_cycles") + u("schedule_cycles") + u("read_grads_cycles")
+    );
+    assert_eq!(p["throughput"]["batch"].as_u64(), Some(8));
+    let sps = p["throughput"]["samples_per_second"].as_f64().unwrap();
+    let step_s = u("step_cycles") as f64 / p["machine"]["clock_hz"].as_f64().unwrap();
+    assert!((sps - 8.0 / step_s).abs() < 1e-6 * sps, "{sps}");
+    // trace.json: every (segment, micro-batch) once at cost-model times on the chips, once
+    // measured in the emulator's process.
+    let trace: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("trace.json")).unwrap())
+            .unwrap();
+    let runs = run_events(&trace);
+    let model: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .filter(|(pid, _)| *pid < 4)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    assert_eq!(model.len(), 64);
+    assert_eq!(runs.iter().filter(|(pid, _)| *pid == 4).count(), 64);
+
+    // The same step from a training plan file.
+    let plan = tmp.path().join("train.tsp");
+    tessera_ok(&[
+        "compile",
+        "lxmert-tiny",
+        "--train",
+        "--ipus",
+        "4",
+        "--grad-accum",
+        "8",
+        "--output",
+        plan.to_str().unwrap(),
+    ]);
+    let from_plan = tmp.path().join("from-plan");
+    let summary2 = tessera_ok(&[
+        "profile",
+        plan.to_str().unwrap(),
+        "--micro-batches",
+        "4",
+        "--out",
+        from_plan.to_str().unwrap(),
+    ]);
+    assert!(
+        summary2.contains("4 stage(s) x 4 micro-batch(es) per step"),
+        "{summary2}"
+    );
 }
 
 #[test]

@@ -7,16 +7,23 @@
 //! boxes for LXMERT; written next to the report as `inputs.safetensors`). The plan then runs
 //! once on the emulated tiles with tracing on, and `tessera-profile` writes `summary.txt`
 //! (also printed), `profile.json`, `trace.json` (Chrome trace events) and the SVG plots.
+//!
+//! A training plan (`--train`, or a plan compiled with it) is pipelined: it runs one
+//! training step of `G` micro-batches through PopART's schedule ([`pipelined`]), and the
+//! profile adds the pipeline figures and `pipeline.svg`.
+
+mod pipelined;
 
 use super::compile_flags::CompileFlags;
 use super::precision::PrecisionArgs;
 use super::run::{tiles_prepare, RunArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use tessera::data::{DataSource, SyntheticShape};
 use tessera::model;
+use tessera_ir::Tensor;
 use tessera_passes::lower::program::TileSession;
 use tessera_profile::{compare, summary_text, write_all, Profile, ProfileMeta};
 use tessera_runtime::TraceMode;
@@ -54,14 +61,18 @@ pub struct ProfileArgs {
     /// Objects per image of generated inputs.
     #[arg(long, default_value_t = 36)]
     num_objects: usize,
+    /// Micro-batches of a pipelined training step (default: the plan's gradient
+    /// accumulation); generated inputs draw a new batch for each.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    micro_batches: Option<u64>,
     #[command(flatten)]
     precision: PrecisionArgs,
     #[command(flatten)]
     compile: CompileFlags,
 }
 
-/// Writes a generated LXMERT batch (with labels for `--train`) to `out/inputs.safetensors`.
-fn generate_inputs(a: &ProfileArgs, model_arg: &str) -> Result<PathBuf> {
+/// The synthetic data of generated inputs for `model_arg` (LXMERT models only).
+fn synthetic(a: &ProfileArgs, model_arg: &str) -> Result<DataSource> {
     let spec = model::resolve(model_arg)?;
     let Some(config) = spec.lxmert_config() else {
         bail!("{model_arg}: generated inputs exist for LXMERT models only; give --inputs");
@@ -70,15 +81,21 @@ fn generate_inputs(a: &ProfileArgs, model_arg: &str) -> Result<PathBuf> {
         seq_len: a.seq_len,
         num_objects: a.num_objects,
     };
-    let mut data = DataSource::synthetic(config, shape, a.seed.unwrap_or(0));
+    Ok(DataSource::synthetic(config, shape, a.seed.unwrap_or(0)))
+}
+
+/// Writes a generated LXMERT batch (with labels when `train`) to `out/inputs.safetensors`:
+/// the first batch of [`synthetic`]'s data, which is returned for the next batches.
+fn generate_inputs(a: &ProfileArgs, model_arg: &str, train: bool) -> Result<(PathBuf, DataSource)> {
+    let mut data = synthetic(a, model_arg)?;
     let mut batch: BTreeMap<String, _> = data.next_batch(a.batch_size)?;
-    if !a.train {
+    if !train {
         batch.remove("labels");
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let path = a.out.join("inputs.safetensors");
     tessera_ir::io::save_safetensors(&path, &batch)?;
-    Ok(path)
+    Ok((path, data))
 }
 
 pub fn profile(a: ProfileArgs) -> Result<()> {
@@ -91,13 +108,26 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         bail!("give a plan or a model to profile, or --compare A B");
     };
     let is_plan = tessera::execute::is_plan_file(std::path::Path::new(&model_arg));
-    let inputs = match &a.inputs {
-        Some(p) => p.clone(),
-        None if is_plan => {
-            let plan = tessera_plan::Plan::load(std::path::Path::new(&model_arg))?;
-            generate_inputs(&a, &plan.source.model)?
+    // The model generated inputs come from, and whether the step trains (a training plan
+    // trains whether or not --train is given).
+    let (source_model, train) = if is_plan {
+        let plan = tessera_plan::Plan::load(std::path::Path::new(&model_arg))?;
+        (plan.source.model, a.train || plan.report.settings.train)
+    } else {
+        (model_arg.clone(), a.train)
+    };
+    let (inputs, data) = match &a.inputs {
+        Some(p) => (p.clone(), None),
+        None => {
+            let (path, data) = generate_inputs(&a, &source_model, train)?;
+            (path, Some(data))
         }
-        None => generate_inputs(&a, &model_arg)?,
+    };
+    let more = pipelined::MoreBatches {
+        data,
+        model: source_model.clone(),
+        batch_size: a.batch_size,
+        micro_batches: a.micro_batches,
     };
     let run = RunArgs::for_tiles(
         model_arg.clone(),
@@ -110,35 +140,58 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     );
     let prepared = tiles_prepare(&run, is_plan)?;
     let tiles = prepared.tiles()?;
+    if tiles.pipeline.is_some() {
+        let weights = prepared.weights();
+        let profile = pipelined::profile(more, &prepared.plan, &weights, &prepared.inputs)?;
+        return write_report(&profile, &a.out);
+    }
     let mut session = TileSession::new(tiles)?;
     session
         .load(&prepared.weights())
         .context("loading the weights onto the tiles")?;
     let (_, trace) = session.run(&prepared.inputs, TraceMode::On)?;
-    let batch = prepared
-        .inputs
+    let meta = profile_meta(&prepared.plan, &prepared.inputs, train);
+    let profile = Profile::new(tiles, &prepared.plan.target, Some(&trace), meta)?;
+    write_report(&profile, &a.out)
+}
+
+/// The profile's description of the run: model, samples per execution of `step` (the
+/// batch of `input_ids`) and settings.
+fn profile_meta(
+    plan: &tessera_plan::Plan,
+    inputs: &HashMap<String, Tensor>,
+    train: bool,
+) -> ProfileMeta {
+    let batch = inputs
         .get("input_ids")
         .and_then(|t| t.shape().first().copied())
         .unwrap_or(1) as u64;
+    let chips = plan
+        .tiles
+        .as_ref()
+        .map_or(plan.report.settings.ipus_per_replica, |t| t.step.chips);
     let mut settings = BTreeMap::new();
-    settings.insert("chips".to_string(), tiles.step.chips.to_string());
+    settings.insert("chips".to_string(), chips.to_string());
     settings.insert(
         "step".to_string(),
-        if a.train { "training" } else { "forward" }.to_string(),
+        if train { "training" } else { "forward" }.to_string(),
     );
-    settings.insert("target".to_string(), prepared.plan.target.name.clone());
+    settings.insert("target".to_string(), plan.target.name.clone());
     settings.insert(
         "precision".to_string(),
-        prepared.plan.report.settings.precision.clone(),
+        plan.report.settings.precision.clone(),
     );
-    let meta = ProfileMeta {
-        model: prepared.plan.source.model.clone(),
+    ProfileMeta {
+        model: plan.source.model.clone(),
         batch,
         settings,
-    };
-    let profile = Profile::new(tiles, &prepared.plan.target, Some(&trace), meta)?;
-    let files = write_all(&profile, &a.out)?;
-    print!("{}", summary_text(&profile));
+    }
+}
+
+/// Writes the report directory and prints the summary.
+fn write_report(profile: &Profile, out: &std::path::Path) -> Result<()> {
+    let files = write_all(profile, out)?;
+    print!("{}", summary_text(profile));
     eprintln!(
         "wrote {}",
         files

@@ -1,9 +1,10 @@
 //! Comparing two profiles (`tessera profile --compare A B`): totals, time, phase shares,
-//! memory headroom per chip, superstep counts, exchange bytes and the compute sets whose
-//! cycles changed most, with signed deltas (B − A) and ratios (B / A).
+//! samples/s, the pipelined step's cycles, utilisation and bubble (when either profile has a
+//! pipeline), memory headroom per chip, superstep counts, exchange bytes and the compute sets
+//! whose cycles changed most, with signed deltas (B − A) and ratios (B / A).
 
 use crate::fmt::{clip, ratio, seconds, signed, thousands, Table};
-use crate::model::Profile;
+use crate::model::{PipelineInfo, Profile};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -95,6 +96,9 @@ pub fn compare(a: &Profile, b: &Profile) -> String {
             _ => "-".into(),
         },
     ]);
+    if a.pipeline.is_some() || b.pipeline.is_some() {
+        changed |= pipeline_rows(a, b, &mut tab);
+    }
     s.push_str(&tab.render());
 
     let _ = writeln!(
@@ -170,4 +174,50 @@ fn signed_seconds(d: f64) -> String {
     } else {
         seconds(d)
     }
+}
+
+/// The pipeline rows (`-` for a profile without a pipeline); whether any differs.
+fn pipeline_rows(a: &Profile, b: &Profile, tab: &mut Table) -> bool {
+    let mut changed = false;
+    let (pa, pb) = (a.pipeline.as_ref(), b.pipeline.as_ref());
+    let count = |p: Option<&PipelineInfo>| p.map_or("-".to_string(), |p| thousands(p.step_cycles));
+    changed |= pa.map(|p| p.step_cycles) != pb.map(|p| p.step_cycles);
+    tab.row(vec![
+        "pipelined step cycles".into(),
+        count(pa),
+        count(pb),
+        match (pa, pb) {
+            (Some(x), Some(y)) => signed(i128::from(y.step_cycles) - i128::from(x.step_cycles)),
+            _ => "-".into(),
+        },
+        match (pa, pb) {
+            (Some(x), Some(y)) => ratio(x.step_cycles as f64, y.step_cycles as f64),
+            _ => "-".into(),
+        },
+    ]);
+    for (n, f) in [
+        (
+            "pipeline utilisation",
+            (|p: &PipelineInfo| p.utilisation) as fn(&PipelineInfo) -> f64,
+        ),
+        ("fill/flush bubble", |p: &PipelineInfo| p.bubble_share),
+    ] {
+        let (x, y) = (pa.map(f), pb.map(f));
+        changed |= x != y;
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+        tab.row(vec![
+            n.into(),
+            show(x),
+            show(y),
+            match (x, y) {
+                (Some(x), Some(y)) => format!("{:+.1} pp", (y - x) * 100.0),
+                _ => "-".into(),
+            },
+            match (x, y) {
+                (Some(x), Some(y)) => ratio(x, y),
+                _ => "-".into(),
+            },
+        ]);
+    }
+    changed
 }

@@ -51,6 +51,60 @@ pub enum ProfileError {
         /// Tiles per chip of the plan.
         tiles: u32,
     },
+    /// Pipeline figures were asked of a plan without a pipeline schedule.
+    #[error("the plan has no pipeline schedule (only pipelined training plans have one)")]
+    NotPipelined,
+    /// A pipelined step needs at least one micro-batch and one replica.
+    #[error("a pipelined step needs at least one micro-batch and one replica, got {micro_batches} micro-batch(es) and {replicas} replica(s)")]
+    EmptyStep {
+        /// Micro-batches asked for.
+        micro_batches: u64,
+        /// Replicas asked for.
+        replicas: u64,
+    },
+    /// The pipeline program does not match its schedule (segment count or stages).
+    #[error("pipeline program: {problem}")]
+    PipelineShape {
+        /// What does not match, naming the segment.
+        problem: String,
+    },
+    /// A piece of the pipeline program refers to supersteps outside the plan's `step`.
+    #[error("pipeline {piece} refers to supersteps {start}..{end}, outside the step program's {steps} superstep(s)")]
+    PipelineRange {
+        /// The piece (`segment F2 run`, `zero`, ...).
+        piece: String,
+        /// First superstep.
+        start: usize,
+        /// End of the range (exclusive).
+        end: usize,
+        /// Supersteps of `step`.
+        steps: usize,
+    },
+    /// The measured runs are not the schedule's runs for the micro-batches asked for.
+    #[error("{runs} measured segment run(s) given, but {segments} segments x {micro_batches} micro-batch(es) make {expected}")]
+    RunCount {
+        /// Runs given.
+        runs: usize,
+        /// Segments of the plan.
+        segments: usize,
+        /// Micro-batches asked for.
+        micro_batches: u64,
+        /// Runs expected.
+        expected: usize,
+    },
+    /// A measured run does not belong to the schedule, or its trace does not have one record
+    /// per superstep of the segment's restores, run and saves.
+    #[error("measured run of segment {segment} on micro-batch {micro_batch} (pipeline cycle {cycle}): {problem}")]
+    RunMismatch {
+        /// Segment index.
+        segment: usize,
+        /// Micro-batch.
+        micro_batch: usize,
+        /// Pipeline cycle.
+        cycle: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// Reading, writing, creating or renaming a file or directory failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -4,11 +4,14 @@
 
 use crate::error::{ProfileError, Result};
 use crate::model::{Profile, FORMAT_VERSION};
-use crate::{chrome_trace, heatmap_svg, memory_svg, summary_text, timeline_svg};
+use crate::{chrome_trace, heatmap_svg, memory_svg, pipeline_svg, summary_text, timeline_svg};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The files [`write_all`] writes, in order.
+/// The file [`write_all`] adds after [`FILE_NAMES`] for a profile with pipeline figures.
+pub const PIPELINE_FILE: &str = "pipeline.svg";
+
+/// The files [`write_all`] always writes, in order.
 pub const FILE_NAMES: [&str; 6] = [
     "summary.txt",
     "profile.json",
@@ -62,8 +65,9 @@ pub fn write_json(profile: &Profile, path: &Path) -> Result<()> {
 }
 
 /// Writes the report directory `dir` (created if missing): the files of [`FILE_NAMES`]
-/// (summary text, profile JSON, Chrome trace, memory / heatmap / timeline SVGs), each
-/// atomically. Returns their paths in that order.
+/// (summary text, profile JSON, Chrome trace, memory / heatmap / timeline SVGs) and, for a
+/// profile with pipeline figures, [`PIPELINE_FILE`], each atomically. Returns their paths in
+/// that order.
 pub fn write_all(profile: &Profile, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|source| ProfileError::Io {
         action: "creating directory",
@@ -82,6 +86,11 @@ pub fn write_all(profile: &Profile, dir: &Path) -> Result<Vec<PathBuf>> {
             _ => timeline_svg(profile).into_bytes(),
         };
         write_atomic(&path, &bytes)?;
+        written.push(path);
+    }
+    if let Some(svg) = pipeline_svg(profile) {
+        let path = dir.join(PIPELINE_FILE);
+        write_atomic(&path, svg.as_bytes())?;
         written.push(path);
     }
     Ok(written)

@@ -8,8 +8,14 @@
 //!
 //! Writers render it: [`summary_text`] (deterministic aligned tables), [`write_json`],
 //! [`chrome_trace`] (Chrome trace-event JSON for `chrome://tracing` / Perfetto), three SVGs
-//! ([`memory_svg`], [`heatmap_svg`], [`timeline_svg`]), and [`write_all`] for a whole report
-//! directory. [`compare`] diffs two profiles; [`Profile::load`] reads one back.
+//! ([`memory_svg`], [`heatmap_svg`], [`timeline_svg`]) and for pipelined plans a fourth
+//! ([`pipeline_svg`]), and [`write_all`] for a whole report directory. [`compare`] diffs two
+//! profiles; [`Profile::load`] reads one back.
+//!
+//! Pipelined training plans (`TilePlan::pipeline`) are profiled with [`Profile::pipelined`]:
+//! the step as PopART's schedule runs it over `G` micro-batches, with the measured segment
+//! runs of a `PipelineSession` step when given. Memory adds a code and vertex state estimate
+//! to every tile ([`CODE_BYTES_PER_CODELET`]).
 //!
 //! A CLI wires it as: lower the plan, optionally run it traced, then
 //! `write_all(&Profile::new(&plan, &target, trace.as_ref(), meta)?, dir)?` and print
@@ -27,14 +33,17 @@ mod svg;
 #[cfg(test)]
 mod tests;
 
-pub use build::{MAX_MEMORY_BUCKETS, MAX_STEP_BUCKETS, MAX_TILE_BUCKETS};
+pub use build::{
+    Parallelism, CODE_BYTES_PER_CODELET, MAX_MEMORY_BUCKETS, MAX_STEP_BUCKETS, MAX_TILE_BUCKETS,
+    VERTEX_STATE_BYTES_PER_REGION, VERTEX_STATE_BYTES_PER_SCALAR,
+};
 pub use chrome::chrome_trace;
 pub use compare::{compare, NO_DIFFERENCE};
 pub use error::{ProfileError, Result};
-pub use io::{write_all, write_json, FILE_NAMES};
+pub use io::{write_all, write_json, FILE_NAMES, PIPELINE_FILE};
 pub use model::{Profile, ProfileMeta, FORMAT_VERSION};
 pub use summary::summary_text;
-pub use svg::{heatmap_svg, memory_svg, timeline_svg};
+pub use svg::{heatmap_svg, memory_svg, pipeline_svg, timeline_svg};
 
 /// Length of the profile's top lists (compute sets, labels, busiest and fullest tiles).
 pub const TOP_N: usize = 10;

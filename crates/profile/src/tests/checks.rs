@@ -2,9 +2,11 @@
 
 use super::{meta, plan, profile, target};
 use crate::{Profile, ProfileError};
-use std::collections::HashMap;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 use tessera_passes::lower::program::vertex_cycles;
+use tessera_passes::lower::program::TilePlan;
 use tessera_runtime::{SuperstepTrace, Trace};
 
 #[test]
@@ -99,14 +101,82 @@ fn superstep_balance_and_heatmap_match_the_vertices() {
     assert_eq!((b.chip, b.tile, b.compute_cycles), (chip, tile, most));
 }
 
+/// Code and vertex state per global tile, recomputed from the vertices' serde JSON: every
+/// `{offset, len}` object is an operand field (8 bytes), every array of them one more list
+/// descriptor (8), every other number a scalar field (4); every distinct (variant, string
+/// values) pair is one codelet (1,024 bytes).
+fn code_estimate(plan: &TilePlan) -> Vec<u64> {
+    fn walk(v: &Value, regions: &mut u64, scalars: &mut u64, names: &mut Vec<String>) {
+        match v {
+            Value::Object(o)
+                if o.len() == 2 && o.contains_key("offset") && o.contains_key("len") =>
+            {
+                *regions += 1
+            }
+            Value::Object(o) => o.values().for_each(|x| walk(x, regions, scalars, names)),
+            Value::Array(a) => {
+                *regions += 1;
+                a.iter().for_each(|x| walk(x, regions, scalars, names));
+            }
+            Value::Number(_) => *scalars += 1,
+            Value::String(s) => names.push(s.clone()),
+            _ => {}
+        }
+    }
+    let per_chip = plan.step.tiles_per_chip as usize;
+    let tiles = plan.memory.len();
+    let mut state = vec![0u64; tiles];
+    let mut codelets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); tiles];
+    for prog in [&plan.load, &plan.step] {
+        for s in &prog.supersteps {
+            for tc in &s.compute {
+                let g = tc.tile.chip as usize * per_chip + tc.tile.tile as usize;
+                for v in &tc.vertices {
+                    let json = serde_json::to_value(v).unwrap();
+                    let (variant, body) = json.as_object().unwrap().iter().next().unwrap();
+                    let (mut r, mut n, mut names) = (0, 0, Vec::new());
+                    walk(body, &mut r, &mut n, &mut names);
+                    state[g] += 8 * r + 4 * n;
+                    codelets[g].insert(format!("{variant}{names:?}"));
+                }
+            }
+        }
+    }
+    state
+        .iter()
+        .zip(&codelets)
+        .map(|(s, c)| s + 1024 * c.len() as u64)
+        .collect()
+}
+
 #[test]
-fn memory_headroom_is_capacity_minus_the_fullest_tile() {
+fn memory_headroom_is_capacity_minus_the_fullest_tile_with_code() {
     let plan = plan(1);
     let p = profile(1);
-    let (_, tile, m) = plan.fullest_tile().unwrap();
     let c = &p.chips[0];
-    assert_eq!(c.headroom_bytes, 638_976 - m.peak as i64);
-    assert_eq!(c.fullest_tiles[0].tile, tile);
+    let (_, _, m) = plan.fullest_tile().unwrap();
+    assert_eq!(c.max_peak_bytes, m.peak);
+    assert_eq!(c.data_headroom_bytes, 638_976 - m.peak as i64);
+    // With the code and vertex state estimate added to every tile's peak.
+    let code = code_estimate(plan);
+    let totals: Vec<u64> = plan
+        .memory
+        .iter()
+        .zip(&code)
+        .map(|(m, c)| m.peak + c)
+        .collect();
+    let max_total = *totals.iter().max().unwrap();
+    let fullest = totals.iter().position(|&t| t == max_total).unwrap();
+    assert_eq!(c.max_total_bytes, max_total);
+    assert_eq!(c.headroom_bytes, 638_976 - max_total as i64);
+    assert_eq!(c.max_code_vertex_state_bytes, *code.iter().max().unwrap());
+    assert_eq!(c.at_peak.code_vertex_state, code.iter().sum::<u64>());
+    assert_eq!(c.fullest_tiles[0].tile as usize, fullest);
+    assert_eq!(
+        c.fullest_tiles[0].code_vertex_state_bytes, code[fullest],
+        "tile {fullest}"
+    );
+    assert!(max_total > m.peak && c.tiles_over_capacity == 0);
     let always: u64 = plan.memory.iter().map(|m| m.always_live).sum();
     let rest: u64 = plan.memory.iter().map(|m| m.peak - m.always_live).sum();
     assert_eq!(
@@ -115,6 +185,10 @@ fn memory_headroom_is_capacity_minus_the_fullest_tile() {
     );
     let weights: u64 = plan.memory.iter().map(|m| m.at_peak.weights).sum();
     assert_eq!(c.at_peak.weights, weights);
+    let temporaries: u64 = plan.memory.iter().map(|m| m.at_peak.temporaries).sum();
+    assert_eq!(c.at_peak.temporaries, temporaries);
+    // A forward plan has no gradient accumulators and no stash.
+    assert_eq!((c.at_peak.gradients, c.at_peak.stash), (0, 0));
     assert_eq!(
         c.max_live_bytes,
         plan.live_bytes.iter().map(|l| l[0]).max().unwrap()

@@ -3,6 +3,8 @@
 //! figures are recomputed here from the plan's own `costs`, `memory` and vertices.
 
 mod checks;
+mod pipeline;
+mod pipeline_runs;
 mod reports;
 mod xml;
 

@@ -202,7 +202,11 @@ fn load_errors_name_the_file() {
         "{e}"
     );
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, "{\"format_version\": 1, \"meta\": 3}").unwrap();
+    let bad_text = format!(
+        "{{\"format_version\": {}, \"meta\": 3}}",
+        crate::FORMAT_VERSION
+    );
+    std::fs::write(&bad, bad_text).unwrap();
     let e = Profile::load(&bad).unwrap_err();
     assert!(
         matches!(e, ProfileError::Json { .. }) && e.to_string().contains("bad.json"),
@@ -212,6 +216,10 @@ fn load_errors_name_the_file() {
     std::fs::write(&old, "{\"format_version\": 99}").unwrap();
     let e = Profile::load(&old).unwrap_err();
     assert!(e.to_string().contains("version 99"), "{e}");
+    // Version 1 (before the pipeline figures and the code estimate) is refused by name.
+    std::fs::write(&old, "{\"format_version\": 1}").unwrap();
+    let e = Profile::load(&old).unwrap_err();
+    assert!(matches!(e, ProfileError::Version { found: 1, .. }), "{e}");
 }
 
 #[test]

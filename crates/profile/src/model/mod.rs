@@ -7,20 +7,30 @@
 //! bytes. Shares are fractions in `[0, 1]`. Tiles are numbered within their chip; a *global*
 //! tile index is `chip * tiles_per_chip + tile` (chip-major), as in `TilePlan::memory`.
 //! Optional fields are `null` when absent (e.g. `measured` without an emulator trace).
+//! The per-chip memory figures are in `memory`, the pipeline figures of pipelined training
+//! plans in `pipeline` (both re-exported here).
+
+mod memory;
+mod pipeline;
+
+pub use memory::*;
+pub use pipeline::*;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the `profile.json` format written by this build; [`crate::Profile::load`]
-/// refuses other versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// refuses other versions. Version 2 added the pipeline figures, the `gradients`, `stash` and
+/// `code_vertex_state` memory categories and the code-inclusive headroom.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Who/what was profiled: given by the caller, copied into the profile unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileMeta {
     /// Model name (e.g. `lxmert-tiny`).
     pub model: String,
-    /// Samples per execution of the `step` program (the batch size), for samples/s.
+    /// Samples per execution of the `step` program (the batch size; for a pipelined training
+    /// plan, the micro-batch size), for samples/s.
     pub batch: u64,
     /// Free-form settings worth recording (sequence length, precision, chips, ...), sorted.
     pub settings: BTreeMap<String, String>,
@@ -37,10 +47,10 @@ pub struct Profile {
     pub machine: MachineInfo,
     /// Whole-run totals.
     pub totals: Totals,
-    /// Predicted throughput of one step.
+    /// Predicted throughput of one step (for a pipelined plan: the pipelined step).
     pub throughput: Throughput,
-    /// Pipeline schedule figures; always `null` for now (stages run one after another: no
-    /// pipeline schedule in this plan). Reserved for pipelined training.
+    /// Pipeline schedule figures of a pipelined training plan (`TilePlan::pipeline`); `null`
+    /// for a plan run as one program (its chips run their stages one after another).
     pub pipeline: Option<PipelineInfo>,
     /// One entry per superstep of the `step` program, in order.
     pub supersteps: Vec<SuperstepProfile>,
@@ -104,7 +114,9 @@ pub struct Totals {
     pub exchange_share: f64,
     /// `sync_cycles / total_cycles`.
     pub sync_share: f64,
-    /// `total_cycles / clock_hz`: estimated time of one step on the target.
+    /// `total_cycles / clock_hz`: estimated time of one step on the target (for a pipelined
+    /// plan: of one micro-batch through every segment, one after another, as `step` runs when
+    /// executed as one program; the pipelined step is [`PipelineInfo::step_seconds`]).
     pub estimated_seconds: f64,
     /// Bytes moved by exchange (including between chips).
     pub exchange_bytes: u64,
@@ -114,7 +126,9 @@ pub struct Totals {
     pub host_to_tile_bytes: u64,
     /// Bytes streamed tile → host (outputs) in one step.
     pub tile_to_host_bytes: u64,
-    /// Emulator wall time, when the profile was built with a trace.
+    /// Emulator wall time, when the profile was built with a trace (for a pipelined profile
+    /// built with measured segment runs: summed over every run of the step; the accumulator
+    /// reset and gradient read-out are not traced).
     pub measured: Option<Measured>,
 }
 
@@ -134,26 +148,18 @@ pub struct Measured {
     pub total_seconds: f64,
 }
 
-/// Predicted throughput of one step (one execution of `step`).
+/// Predicted throughput of one step: one execution of `step`, or for a pipelined plan one
+/// pipelined training step ([`PipelineInfo`]; the optimizer, which runs on the host, is not
+/// included).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
-    /// Samples per step (`meta.batch`).
+    /// Samples per step (`meta.batch`; pipelined: [`PipelineInfo::samples_per_step`]).
     pub batch: u64,
-    /// Estimated seconds per step (`totals.estimated_seconds`).
+    /// Estimated seconds per step (`totals.estimated_seconds`; pipelined:
+    /// [`PipelineInfo::step_seconds`]).
     pub step_seconds: f64,
     /// `batch / step_seconds`; `null` when the step has no cycles.
     pub samples_per_second: Option<f64>,
-}
-
-/// Pipeline schedule figures (reserved: no pipeline schedule exists in plans yet).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PipelineInfo {
-    /// Micro-batches per step.
-    pub micro_batches: u64,
-    /// Cycles of one pipelined step.
-    pub cycles: u64,
-    /// Busy fraction of the stages over the step.
-    pub utilisation: f64,
 }
 
 /// One superstep.
@@ -188,7 +194,9 @@ pub struct SuperstepProfile {
     pub host_to_tile_bytes: u64,
     /// Bytes streamed tile → host.
     pub tile_to_host_bytes: u64,
-    /// Emulator wall times, when built with a trace.
+    /// Emulator wall times, when built with a trace (pipelined profile with measured runs:
+    /// the mean over the runs that include this superstep; `null` for the untraced
+    /// accumulator reset and gradient read-out).
     pub measured: Option<MeasuredStep>,
 }
 
@@ -246,80 +254,6 @@ pub struct Group {
     pub tile_cycles: u64,
     /// `tile_cycles` over the same sum for all vertices.
     pub share: f64,
-}
-
-/// One chip's memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChipProfile {
-    /// Chip index.
-    pub chip: u32,
-    /// Bytes per tile (capacity).
-    pub capacity_bytes: u64,
-    /// Largest peak over the chip's tiles.
-    pub max_peak_bytes: u64,
-    /// `capacity_bytes - max_peak_bytes`; negative when a tile is over capacity.
-    pub headroom_bytes: i64,
-    /// Mean peak over the chip's tiles.
-    pub mean_peak_bytes: f64,
-    /// Tiles holding any bytes or running any vertex.
-    pub used_tiles: u64,
-    /// Tiles with the largest peaks, largest first (at most [`crate::TOP_N`]).
-    pub fullest_tiles: Vec<TileMemoryInfo>,
-    /// Always-live bytes (weights, inputs, constants) summed over tiles.
-    pub always_live_bytes: u64,
-    /// `peak - always_live` summed over tiles (each tile's high-water mark of the rest).
-    pub not_always_live_bytes: u64,
-    /// Live bytes by category at each tile's peak, summed over tiles.
-    pub at_peak: Categories,
-    /// Largest live bytes of the chip (summed over tiles) at the end of any superstep.
-    pub max_live_bytes: u64,
-    /// Compute cycles summed over the chip's tiles and all supersteps.
-    pub tile_cycles: u64,
-    /// Per-tile memory downsampled for plotting (max over each bucket of tiles).
-    pub memory_buckets: Vec<MemoryBucket>,
-}
-
-/// Bytes by what they hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Categories {
-    /// Parameters (always live).
-    pub weights: u64,
-    /// Graph inputs (always live).
-    pub inputs: u64,
-    /// Constants (always live).
-    pub constants: u64,
-    /// Op results.
-    pub activations: u64,
-    /// Exchange scratch blocks (and K-split partial sums).
-    pub exchange_buffers: u64,
-    /// Vertex temporaries.
-    pub temporaries: u64,
-}
-
-/// One tile's memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TileMemoryInfo {
-    /// Tile within the chip.
-    pub tile: u32,
-    /// Peak bytes.
-    pub peak_bytes: u64,
-    /// Always-live bytes.
-    pub always_live_bytes: u64,
-    /// Vertices placed on the tile.
-    pub vertices: u64,
-}
-
-/// The memory of a contiguous range of tiles `[first_tile, first_tile + tiles)` of a chip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemoryBucket {
-    /// First tile of the range.
-    pub first_tile: u32,
-    /// Tiles in the range.
-    pub tiles: u32,
-    /// Largest peak in the range.
-    pub max_peak_bytes: u64,
-    /// Largest always-live bytes in the range.
-    pub max_always_live_bytes: u64,
 }
 
 /// A tile's work over the whole run.

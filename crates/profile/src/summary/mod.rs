@@ -1,7 +1,11 @@
-//! The human-readable summary (`summary.txt`): aligned tables of totals, throughput, top
-//! compute sets, vertex kinds and labels, per-chip memory and busiest tiles. It depends only
-//! on the profile, and shows wall-clock figures only when the profile holds a trace, so the
-//! summary of a plan is deterministic (golden-testable).
+//! The human-readable summary (`summary.txt`): aligned tables of totals, throughput, the
+//! pipeline schedule of a pipelined plan ([`pipeline`]), top compute sets, vertex kinds and
+//! labels, per-chip memory ([`memory`]) and busiest tiles. It depends only on the profile, and
+//! shows wall-clock figures only when the profile holds measurements, so the summary of a
+//! plan is deterministic (golden-testable).
+
+mod memory;
+mod pipeline;
 
 use crate::fmt::{bytes, clip, pct, seconds, thousands, Table};
 use crate::model::Profile;
@@ -15,8 +19,9 @@ pub fn summary_text(p: &Profile) -> String {
     let mut s = String::new();
     header(p, &mut s);
     totals(p, &mut s);
+    pipeline::section(p, &mut s);
     tops(p, &mut s);
-    memory(p, &mut s);
+    memory::section(p, &mut s);
     tiles(p, &mut s);
     s
 }
@@ -56,11 +61,19 @@ fn totals(p: &Profile, s: &mut String) {
     let t = &p.totals;
     let clock = p.machine.clock_hz;
     let time = |c: u64| seconds(if clock > 0.0 { c as f64 / clock } else { 0.0 });
-    let _ = writeln!(
-        s,
-        "\nEstimated step (cost model, {} supersteps)",
-        t.supersteps
-    );
+    if p.pipeline.is_some() {
+        let _ = writeln!(
+            s,
+            "\nEstimated pass of one micro-batch through every segment, one after another (cost model, {} supersteps; the pipelined step is below)",
+            t.supersteps
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\nEstimated step (cost model, {} supersteps)",
+            t.supersteps
+        );
+    }
     let mut tab = Table::new(&["phase", "cycles", "share", "time"]);
     for (name, c, sh) in [
         ("compute", t.compute_cycles, t.compute_share),
@@ -97,8 +110,11 @@ fn totals(p: &Profile, s: &mut String) {
         thousands(t.tile_to_host_bytes)
     );
     let th = &p.throughput;
-    match th.samples_per_second {
-        Some(sps) => {
+    match (&p.pipeline, th.samples_per_second) {
+        (Some(_), _) => {
+            let _ = writeln!(s, "  throughput: see the pipeline schedule below");
+        }
+        (None, Some(sps)) => {
             let _ = writeln!(
                 s,
                 "  throughput: batch {} per step of {} = {:.1} samples/s (predicted)",
@@ -107,28 +123,22 @@ fn totals(p: &Profile, s: &mut String) {
                 sps
             );
         }
-        None => {
+        (None, None) => {
             let _ = writeln!(s, "  throughput: no cycles in the step, no prediction");
         }
     }
-    match &p.pipeline {
-        Some(pl) => {
-            let _ = writeln!(
-                s,
-                "  pipeline: {} micro-batches, {} cycles, utilisation {}",
-                pl.micro_batches,
-                thousands(pl.cycles),
-                pct(pl.utilisation)
-            );
-        }
-        None => {
-            let _ = writeln!(s, "  pipeline utilisation: no pipeline schedule in this plan (chips run their stages one after another)");
-        }
+    if p.pipeline.is_none() {
+        let _ = writeln!(s, "  pipeline utilisation: no pipeline schedule in this plan (chips run their stages one after another)");
     }
     if let Some(m) = &t.measured {
+        let what = if p.pipeline.is_some() {
+            "every segment run of the step, summed; "
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
-            "\nMeasured on the emulator (host wall time, not target time)"
+            "\nMeasured on the emulator ({what}host wall time, not target time)"
         );
         let mut tab = Table::new(&["phase", "time"]);
         for (name, v) in [
@@ -200,102 +210,6 @@ fn tops(p: &Profile, s: &mut String) {
         }
         s.push_str(&tab.render());
     }
-}
-
-fn memory(p: &Profile, s: &mut String) {
-    let _ = writeln!(
-        s,
-        "\nMemory per chip (bytes; headroom = capacity - fullest tile's peak)"
-    );
-    let mut tab = Table::new(&[
-        "chip",
-        "capacity",
-        "max peak",
-        "headroom",
-        "mean peak",
-        "used tiles",
-        "always-live",
-        "not always-live",
-        "max live",
-    ]);
-    for c in &p.chips {
-        let head = if c.headroom_bytes < 0 {
-            format!("-{}", thousands(c.headroom_bytes.unsigned_abs()))
-        } else {
-            thousands(c.headroom_bytes.unsigned_abs())
-        };
-        tab.row(vec![
-            c.chip.to_string(),
-            thousands(c.capacity_bytes),
-            thousands(c.max_peak_bytes),
-            head,
-            thousands(c.mean_peak_bytes.round() as u64),
-            thousands(c.used_tiles),
-            thousands(c.always_live_bytes),
-            thousands(c.not_always_live_bytes),
-            thousands(c.max_live_bytes),
-        ]);
-    }
-    s.push_str(&tab.render());
-    let _ = writeln!(
-        s,
-        "\nLive bytes at each tile's peak, by category, summed over the chip's tiles"
-    );
-    let mut tab = Table::new(&[
-        "chip",
-        "weights",
-        "inputs",
-        "constants",
-        "activations",
-        "exchange bufs",
-        "temporaries",
-    ]);
-    for c in &p.chips {
-        let a = c.at_peak;
-        tab.row(
-            [
-                a.weights,
-                a.inputs,
-                a.constants,
-                a.activations,
-                a.exchange_buffers,
-                a.temporaries,
-            ]
-            .iter()
-            .fold(vec![c.chip.to_string()], |mut r, &v| {
-                r.push(thousands(v));
-                r
-            }),
-        );
-    }
-    s.push_str(&tab.render());
-    let _ = writeln!(s, "\nFullest tiles");
-    let mut tab = Table::new(&[
-        "chip",
-        "tile",
-        "peak",
-        "always-live",
-        "of capacity",
-        "vertices",
-    ]);
-    for c in &p.chips {
-        for t in c.fullest_tiles.iter().take(3) {
-            let of = if c.capacity_bytes == 0 {
-                0.0
-            } else {
-                t.peak_bytes as f64 / c.capacity_bytes as f64
-            };
-            tab.row(vec![
-                c.chip.to_string(),
-                t.tile.to_string(),
-                thousands(t.peak_bytes),
-                thousands(t.always_live_bytes),
-                pct(of),
-                thousands(t.vertices),
-            ]);
-        }
-    }
-    s.push_str(&tab.render());
 }
 
 fn tiles(p: &Profile, s: &mut String) {

@@ -8,6 +8,10 @@
 //! superstep with work on no chip is drawn on chip 0. When the profile holds emulator
 //! measurements, one more process (`pid` = number of chips) shows the measured wall time of
 //! each superstep's phases, back to back.
+//!
+//! A pipelined plan's trace shows its pipelined step instead ([`pipeline`]).
+
+mod pipeline;
 
 use crate::model::Profile;
 use serde_json::{json, Value};
@@ -22,6 +26,9 @@ fn event(name: &str, cat: &str, ts: f64, dur: f64, pid: u64, args: Value) -> Val
 
 /// The Chrome trace-event JSON object of `p` (`{"traceEvents": [...], "displayTimeUnit": "ns"}`).
 pub fn chrome_trace(p: &Profile) -> Value {
+    if let Some(pl) = &p.pipeline {
+        return json!({"traceEvents": pipeline::events(p, pl), "displayTimeUnit": "ns"});
+    }
     let clock = p.machine.clock_hz;
     let us = |c: u64| {
         if clock > 0.0 {

@@ -1,7 +1,8 @@
 //! What `tessera inspect plan.tsp` and the tile part of `tessera compile`'s summary show
 //! about a plan: the model and target, and for plans with a tile program the supersteps,
-//! vertices by kind, exchange, estimated cycles and time, per-chip tile memory, and the
-//! costliest supersteps. [`PlanInfo`] is plain data (its JSON is `inspect --json`), so the
+//! vertices by kind, exchange, estimated cycles and time, per-chip tile memory, the
+//! pipeline of a training plan (stages, segments, stash rings and slots), and the costliest
+//! supersteps. [`PlanInfo`] is plain data (its JSON is `inspect --json`), so the
 //! figures can be tested without a process; [`PlanInfo::to_text`] and [`tiles_text`] print it.
 
 use serde::Serialize;
@@ -58,6 +59,25 @@ pub struct TileInfo {
     pub oom: Option<String>,
     /// The costliest supersteps, most cycles first (at most [`TOP_SUPERSTEPS`]).
     pub top_supersteps: Vec<SuperstepInfo>,
+    /// The pipeline of a pipelined training plan.
+    pub pipeline: Option<PipelineSummary>,
+}
+
+/// The pipeline of a pipelined training plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineSummary {
+    /// Stages (chips).
+    pub stages: u32,
+    /// Segments (a forward and a backward per stage).
+    pub segments: usize,
+    /// Stash rings: segments whose values wait in one slot per micro-batch in flight.
+    pub stash_rings: usize,
+    /// Slots of all the rings.
+    pub stash_slots: u64,
+    /// Bytes of boundary buffers and stash slots over all tiles.
+    pub stash_bytes: u64,
+    /// Bytes of gradient accumulators over all tiles.
+    pub gradient_bytes: u64,
 }
 
 /// Tile memory of a plan.
@@ -151,6 +171,18 @@ pub fn tile_info(t: &TilePlan) -> TileInfo {
         memory: memory_info(t),
         oom: t.oom.as_ref().map(|o| o.to_string()),
         top_supersteps: top,
+        pipeline: t.pipeline.as_ref().map(|p| {
+            let saves = p.segments.iter().filter_map(|s| s.save.as_ref());
+            PipelineSummary {
+                stages: p.schedule.stages,
+                segments: p.segments.len(),
+                stash_rings: saves.clone().count(),
+                stash_slots: saves.map(|s| u64::from(s.slots)).sum(),
+                // Both are always live, so each tile's peak holds all of them.
+                stash_bytes: t.memory.iter().map(|m| m.at_peak.stash).sum(),
+                gradient_bytes: t.memory.iter().map(|m| m.at_peak.gradients).sum(),
+            }
+        }),
     }
 }
 
@@ -233,6 +265,18 @@ pub fn tiles_text(t: &TileInfo) -> String {
         thousands(t.cycles),
         t.seconds * 1e3
     );
+    if let Some(p) = &t.pipeline {
+        let _ = writeln!(
+            out,
+            "pipeline: {} stages, {} segments; stash: {} ring(s), {} slot(s), {} bytes with the boundary buffers; gradient accumulators {} bytes",
+            p.stages,
+            p.segments,
+            p.stash_rings,
+            p.stash_slots,
+            thousands(p.stash_bytes),
+            thousands(p.gradient_bytes)
+        );
+    }
     let cap = t.memory.capacity;
     for c in &t.memory.chips {
         let _ = writeln!(
@@ -313,90 +357,4 @@ impl PlanInfo {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tessera_ir::{BinaryOp, DType, Graph, Op, TensorType};
-    use tessera_passes::lower::program::{lower_for, StepCost, TileMemory};
-    use tessera_target::Target;
-
-    /// A lowered two-op graph whose costs and memory are then replaced by known figures.
-    fn plan() -> TilePlan {
-        let mut g = Graph::new("t");
-        let t = TensorType::new(DType::F32, vec![4, 8]);
-        let x = g.input("x", t.clone()).unwrap();
-        let w = g.param("w", t).unwrap();
-        let y = g.add(Op::Binary(BinaryOp::Add), &[x, w], "m").unwrap();
-        g.set_output("y", y).unwrap();
-        let mut p = lower_for(&g, &Target::preset("mk2").unwrap(), 1).unwrap();
-        let cost = |label: &str, c: u64, bytes: u64| StepCost {
-            label: label.into(),
-            compute_cycles: c,
-            exchange_cycles: 10,
-            sync_cycles: 5,
-            exchange_bytes: bytes,
-            inter_chip_bytes: bytes / 2,
-            vertices: 1,
-        };
-        p.costs = (0..12)
-            .map(|i| cost(&format!("s{i}"), 100 * (i % 4), 8))
-            .collect();
-        p.clock_hz = 1e9;
-        p.step.tiles_per_chip = 4;
-        p.step.bytes_per_tile = 1000;
-        let m = |always_live, peak| TileMemory {
-            always_live,
-            peak,
-            vertices: 0,
-            ..TileMemory::default()
-        };
-        // Two chips of four tiles.
-        p.memory = vec![
-            m(10, 100),
-            m(10, 300),
-            m(0, 200),
-            m(0, 0),
-            m(5, 1200),
-            m(5, 400),
-            m(5, 1001),
-            m(5, 1),
-        ];
-        p
-    }
-
-    #[test]
-    fn figures_follow_the_plan() {
-        let info = tile_info(&plan());
-        // Σ (c + 10 + 5) over c = 100·(i mod 4), i < 12: 3·(0+100+200+300) + 12·15.
-        assert_eq!(info.cycles, 1800 + 180);
-        assert!((info.seconds - 1980e-9).abs() < 1e-15);
-        assert_eq!(info.exchange_bytes, 96);
-        assert_eq!(info.inter_chip_bytes, 48);
-        let m = &info.memory;
-        assert_eq!(m.capacity, 1000);
-        assert_eq!(m.always_live_bytes, 40);
-        assert_eq!(m.tiles_over_capacity, 2);
-        assert_eq!(
-            m.fullest_tile,
-            Some(TileAt {
-                chip: 1,
-                tile: 0,
-                peak: 1200
-            })
-        );
-        assert_eq!((m.chips[0].max_peak, m.chips[0].fullest_tile), (300, 1));
-        assert_eq!(m.chips[0].mean_peak, 150.0);
-        assert_eq!(m.chips[1].mean_peak, (1200.0 + 400.0 + 1001.0 + 1.0) / 4.0);
-        // Top 10 by cycles (315 > 215 > 115 > 15), ties by index.
-        let top: Vec<usize> = info.top_supersteps.iter().map(|s| s.index).collect();
-        assert_eq!(top, vec![3, 7, 11, 2, 6, 10, 1, 5, 9, 0]);
-        assert_eq!(info.top_supersteps[0].cycles, 315);
-        // Vertices are counted from the program: the add is at least one binary vertex.
-        assert!(info.vertices_by_kind.get("binary").is_some_and(|n| *n >= 1));
-        assert_eq!(info.vertices, info.vertices_by_kind.values().sum::<u64>());
-        let text = tiles_text(&info);
-        assert!(
-            text.contains("chip 1: fullest tile 0 at 1,200 / 1,000 bytes (120.0%)"),
-            "{text}"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,145 @@
+//! Tests of the plan summary: figures of a small lowered plan whose costs and memory are
+//! replaced by known values, and the pipeline line of a pipelined plan.
+
+use super::*;
+use tessera_ir::{BinaryOp, DType, Graph, Op, TensorType};
+use tessera_passes::lower::program::{lower_for, StepCost, TileMemory};
+use tessera_target::Target;
+
+/// A lowered two-op graph whose costs and memory are then replaced by known figures.
+fn plan() -> TilePlan {
+    let mut g = Graph::new("t");
+    let t = TensorType::new(DType::F32, vec![4, 8]);
+    let x = g.input("x", t.clone()).unwrap();
+    let w = g.param("w", t).unwrap();
+    let y = g.add(Op::Binary(BinaryOp::Add), &[x, w], "m").unwrap();
+    g.set_output("y", y).unwrap();
+    let mut p = lower_for(&g, &Target::preset("mk2").unwrap(), 1).unwrap();
+    let cost = |label: &str, c: u64, bytes: u64| StepCost {
+        label: label.into(),
+        compute_cycles: c,
+        exchange_cycles: 10,
+        sync_cycles: 5,
+        exchange_bytes: bytes,
+        inter_chip_bytes: bytes / 2,
+        vertices: 1,
+    };
+    p.costs = (0..12)
+        .map(|i| cost(&format!("s{i}"), 100 * (i % 4), 8))
+        .collect();
+    p.clock_hz = 1e9;
+    p.step.tiles_per_chip = 4;
+    p.step.bytes_per_tile = 1000;
+    let m = |always_live, peak| TileMemory {
+        always_live,
+        peak,
+        vertices: 0,
+        ..TileMemory::default()
+    };
+    // Two chips of four tiles.
+    p.memory = vec![
+        m(10, 100),
+        m(10, 300),
+        m(0, 200),
+        m(0, 0),
+        m(5, 1200),
+        m(5, 400),
+        m(5, 1001),
+        m(5, 1),
+    ];
+    p
+}
+
+#[test]
+fn figures_follow_the_plan() {
+    let info = tile_info(&plan());
+    // Σ (c + 10 + 5) over c = 100·(i mod 4), i < 12: 3·(0+100+200+300) + 12·15.
+    assert_eq!(info.cycles, 1800 + 180);
+    assert!((info.seconds - 1980e-9).abs() < 1e-15);
+    assert_eq!(info.exchange_bytes, 96);
+    assert_eq!(info.inter_chip_bytes, 48);
+    let m = &info.memory;
+    assert_eq!(m.capacity, 1000);
+    assert_eq!(m.always_live_bytes, 40);
+    assert_eq!(m.tiles_over_capacity, 2);
+    assert_eq!(
+        m.fullest_tile,
+        Some(TileAt {
+            chip: 1,
+            tile: 0,
+            peak: 1200
+        })
+    );
+    assert_eq!((m.chips[0].max_peak, m.chips[0].fullest_tile), (300, 1));
+    assert_eq!(m.chips[0].mean_peak, 150.0);
+    assert_eq!(m.chips[1].mean_peak, (1200.0 + 400.0 + 1001.0 + 1.0) / 4.0);
+    // Top 10 by cycles (315 > 215 > 115 > 15), ties by index.
+    let top: Vec<usize> = info.top_supersteps.iter().map(|s| s.index).collect();
+    assert_eq!(top, vec![3, 7, 11, 2, 6, 10, 1, 5, 9, 0]);
+    assert_eq!(info.top_supersteps[0].cycles, 315);
+    // Vertices are counted from the program: the add is at least one binary vertex.
+    assert!(info.vertices_by_kind.get("binary").is_some_and(|n| *n >= 1));
+    assert_eq!(info.vertices, info.vertices_by_kind.values().sum::<u64>());
+    let text = tiles_text(&info);
+    assert!(
+        text.contains("chip 1: fullest tile 0 at 1,200 / 1,000 bytes (120.0%)"),
+        "{text}"
+    );
+    assert!(info.pipeline.is_none() && !text.contains("pipeline:"));
+}
+
+#[test]
+fn a_pipelined_plan_shows_its_stash() {
+    use tessera_passes::lower::program::pipeline::{
+        PipelineProgram, Schedule, SegmentProgram, StashCopies,
+    };
+    let mut p = plan();
+    let schedule = Schedule { stages: 2 };
+    let ring = |producer, slots| StashCopies {
+        producer,
+        slots,
+        slot0: 0..1,
+        others: Vec::new(),
+    };
+    let segments = (0..4)
+        .map(|i| {
+            let (stage, kind) = schedule.segment(i);
+            SegmentProgram {
+                stage,
+                kind,
+                run: i..i + 1,
+                restores: Vec::new(),
+                // F0 keeps a ring of 3 slots, F1 one of 2.
+                save: [Some(ring(0, 3)), Some(ring(1, 2)), None, None][i].clone(),
+            }
+        })
+        .collect();
+    p.pipeline = Some(PipelineProgram {
+        schedule,
+        zero: 0..1,
+        segments,
+        read_grads: 11..12,
+        per_micro_batch: vec!["loss".into()],
+        micro_buffers: 1,
+    });
+    for (i, m) in p.memory.iter_mut().enumerate() {
+        m.at_peak.stash = 10 * i as u64;
+        m.at_peak.gradients = 4;
+    }
+    let info = tile_info(&p);
+    let want = PipelineSummary {
+        stages: 2,
+        segments: 4,
+        stash_rings: 2,
+        stash_slots: 5,
+        // 10 · (0 + 1 + … + 7), 8 tiles × 4.
+        stash_bytes: 280,
+        gradient_bytes: 32,
+    };
+    assert_eq!(info.pipeline, Some(want));
+    let text = tiles_text(&info);
+    assert!(
+        text.contains("pipeline: 2 stages, 4 segments; stash: 2 ring(s), 5 slot(s), 280 bytes"),
+        "{text}"
+    );
+}
