@@ -106,6 +106,7 @@ fn chip_profile(
         at_peak.temporaries += c.temporaries;
         at_peak.gradients += c.gradients;
         at_peak.stash += c.stash;
+        at_peak.optimizer_state += c.optimizer_state;
         at_peak.code_vertex_state += t.code;
     }
     let total_peak: u64 = tiles.iter().map(|t| t.mem.peak).sum();

@@ -146,6 +146,10 @@ pub(crate) fn pipeline_info(
     let segs = segments(prog, costs)?;
     let zero = range_cycles(costs, &prog.zero, "accumulator reset")?;
     let read = range_cycles(costs, &prog.read_grads, "gradient read-out")?;
+    let optimizer = match &prog.optimizer {
+        Some(r) => range_cycles(costs, r, "optimizer")?,
+        None => 0,
+    };
     let sync = target.inter_chip_sync_cycles(stages);
 
     let mut cycles = Vec::with_capacity(schedule.cycles(g));
@@ -215,7 +219,7 @@ pub(crate) fn pipeline_info(
     let busy_all: u64 = chips.iter().map(|c| c.busy_cycles).sum();
     let bubble: u64 = chips.iter().map(|c| c.bubble_cycles).sum();
     let imbalance: u64 = chips.iter().map(|c| c.imbalance_cycles).sum();
-    let step_cycles = zero + schedule_cycles + read;
+    let step_cycles = zero + schedule_cycles + read + optimizer;
     let capacity = p * schedule_cycles;
     let sync_chip = p * sync * cycles.len() as u64;
     let step_seconds = if clock_hz > 0.0 {
@@ -234,6 +238,7 @@ pub(crate) fn pipeline_info(
         zero_cycles: zero,
         schedule_cycles,
         read_grads_cycles: read,
+        optimizer_cycles: optimizer,
         step_cycles,
         step_seconds,
         busy_chip_cycles: busy_all,
@@ -295,6 +300,12 @@ mod tests {
             read_grads: n + 1..n + 2,
             per_micro_batch: Vec::new(),
             micro_buffers: 0,
+            grad_buffers_end: 0,
+            write_grads: n + 2..n + 2,
+            optimizer: None,
+            optimizer_state: Vec::new(),
+            optimizer_outputs: Vec::new(),
+            optimizer_only: Vec::new(),
         };
         (prog, costs)
     }

@@ -68,6 +68,9 @@ pub struct Categories {
     pub gradients: u64,
     /// Pipeline boundary buffers and stash slots (always live).
     pub stash: u64,
+    /// Optimizer state streamed onto the tiles while the optimizer step runs on them.
+    #[serde(default)]
+    pub optimizer_state: u64,
     /// Code and vertex state: an estimate made by the profiler from the vertices placed on
     /// the tile (not allocated by the lowering; see [`crate::CODE_BYTES_PER_CODELET`]).
     pub code_vertex_state: u64,

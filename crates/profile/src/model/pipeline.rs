@@ -39,7 +39,11 @@ pub struct PipelineInfo {
     pub schedule_cycles: u64,
     /// Cycles of the gradient read-out (once per step, after the flush).
     pub read_grads_cycles: u64,
-    /// `zero_cycles + schedule_cycles + read_grads_cycles`.
+    /// Cycles of the optimizer segment on the tiles (streaming its state in and out
+    /// included), 0 when the plan's optimizer runs on the host.
+    #[serde(default)]
+    pub optimizer_cycles: u64,
+    /// `zero_cycles + schedule_cycles + read_grads_cycles + optimizer_cycles`.
     pub step_cycles: u64,
     /// `step_cycles / clock_hz`.
     pub step_seconds: f64,
@@ -66,9 +70,9 @@ pub struct PipelineInfo {
     pub ideal_bubble_share: f64,
     /// Samples per step, `micro_batch_size × G × R`.
     pub samples_per_step: u64,
-    /// `samples_per_step / step_seconds`; `null` when the step has no cycles. The optimizer
-    /// runs on the host and the replicas' gradient all-reduce is not modelled: neither is in
-    /// the figure.
+    /// `samples_per_step / step_seconds`; `null` when the step has no cycles. The replicas'
+    /// gradient all-reduce is not modelled; the optimizer is in the figure when the plan runs
+    /// it on the tiles (`optimizer_cycles` > 0).
     pub samples_per_second: Option<f64>,
     /// Emulator wall time of every segment run of the step, summed (host time, not target
     /// time); `null` without measured runs.

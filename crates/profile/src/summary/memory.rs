@@ -83,6 +83,7 @@ fn categories(chips: &[ChipProfile], s: &mut String) {
         "temporaries",
         "gradients",
         "stash",
+        "optimizer state",
         "code/state (est.)",
     ]);
     for c in chips {
@@ -97,6 +98,7 @@ fn categories(chips: &[ChipProfile], s: &mut String) {
                 a.temporaries,
                 a.gradients,
                 a.stash,
+                a.optimizer_state,
                 a.code_vertex_state,
             ]
             .iter()

@@ -47,13 +47,18 @@ pub(super) fn section(p: &Profile, s: &mut String) {
         Some(sps) => {
             let _ = writeln!(
                 s,
-                "  throughput: {} samples per step (micro-batch {} x {} micro-batches x {} replica(s)) of {} = {:.1} samples/s (predicted; the optimizer runs on the host and the replicas' all-reduce is not modelled: neither is included)",
+                "  throughput: {} samples per step (micro-batch {} x {} micro-batches x {} replica(s)) of {} = {:.1} samples/s (predicted; {}; the replicas' all-reduce is not modelled)",
                 thousands(pl.samples_per_step),
                 pl.micro_batch_size,
                 pl.micro_batches,
                 pl.replicas,
                 seconds(pl.step_seconds),
-                sps
+                sps,
+                if pl.optimizer_cycles > 0 {
+                    "the optimizer on the tiles included"
+                } else {
+                    "the optimizer runs on the host, not included"
+                }
             );
         }
         None => {
