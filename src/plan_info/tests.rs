@@ -121,6 +121,12 @@ fn a_pipelined_plan_shows_its_stash() {
         read_grads: 11..12,
         per_micro_batch: vec!["loss".into()],
         micro_buffers: 1,
+        grad_buffers_end: 1,
+        write_grads: 12..12,
+        optimizer: None,
+        optimizer_state: Vec::new(),
+        optimizer_outputs: Vec::new(),
+        optimizer_only: Vec::new(),
     });
     for (i, m) in p.memory.iter_mut().enumerate() {
         m.at_peak.stash = 10 * i as u64;

@@ -22,6 +22,7 @@ use tessera::train::precision::params_for_graph;
 use tessera_ir::{Graph, Op, Tensor};
 use tessera_lxmert::{BuildOptions, Shapes};
 use tessera_passes::lower::program::TilePlan;
+use tessera_passes::mixed_precision::LOSS_SCALE_INPUT;
 use tessera_plan::Plan;
 
 /// Runs the tile plan and writes the outputs.
@@ -31,11 +32,47 @@ fn execute(
     graph: &Graph,
     params: &HashMap<String, Tensor>,
     inputs: &HashMap<String, Tensor>,
+    precision: &str,
 ) -> Result<()> {
     let weights = params_for_graph(graph, params);
-    let run = run_tiles(tiles, &weights, inputs, repeat(a)?)?;
-    let outputs: BTreeMap<String, Tensor> = run.outputs.into_iter().collect();
+    // A loss-scaled training step takes its scale as an input: the plan's (static, or the
+    // dynamic scale's initial value); the gradients come out divided by it, as the reference
+    // engine's.
+    let scale = graph
+        .input_by_name(LOSS_SCALE_INPUT)
+        .is_ok()
+        .then(|| loss_scale_of(precision))
+        .flatten();
+    let mut feeds = inputs.clone();
+    if let Some(sc) = scale {
+        feeds.insert(LOSS_SCALE_INPUT.into(), Tensor::scalar_f32(sc as f32));
+    }
+    let run = run_tiles(tiles, &weights, &feeds, repeat(a)?)?;
+    let outputs: BTreeMap<String, Tensor> = run
+        .outputs
+        .into_iter()
+        .map(|(k, t)| match scale {
+            Some(sc) if k.starts_with("grad.") => {
+                let v: Vec<f32> = t.to_f32_vec().iter().map(|x| x / sc as f32).collect();
+                Tensor::from_f32(t.shape().to_vec(), v).map(|u| (k, u.cast(t.dtype())))
+            }
+            _ => Ok((k, t)),
+        })
+        .collect::<Result<_, _>>()?;
     finish(a, outputs, "tile emulator", run.runs, run.elapsed)
+}
+
+/// The loss scale a plan's precision description names (`loss scale 16384`, `dynamic loss
+/// scale from 65536 ...`), if any.
+fn loss_scale_of(precision: &str) -> Option<f64> {
+    let rest = precision
+        .split("loss scale ")
+        .nth(1)?
+        .trim_start_matches("from ");
+    rest.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Input tensors by name, with the LXMERT shapes and whether a visual attention mask was
@@ -93,7 +130,14 @@ impl Prepared {
 /// `tessera run MODEL --engine tiles`.
 pub(super) fn run_model(a: &RunArgs) -> Result<()> {
     let p = prepare_model(a)?;
-    execute(a, p.tiles()?, &p.plan.graph, &p.params, &p.inputs)
+    execute(
+        a,
+        p.tiles()?,
+        &p.plan.graph,
+        &p.params,
+        &p.inputs,
+        &p.plan.report.settings.precision,
+    )
 }
 
 /// Compiles MODEL with the compile flags for the tiles and reads its inputs.
@@ -147,7 +191,14 @@ pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
 /// `tessera run PLAN`.
 pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
     let p = prepare_plan(a)?;
-    execute(a, p.tiles()?, &p.plan.graph, &p.params, &p.inputs)
+    execute(
+        a,
+        p.tiles()?,
+        &p.plan.graph,
+        &p.params,
+        &p.inputs,
+        &p.plan.report.settings.precision,
+    )
 }
 
 /// Loads a plan file, its default (or given) weights and the inputs.
@@ -203,4 +254,22 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
         params,
         inputs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loss_scale_of;
+
+    #[test]
+    fn loss_scales_are_read_from_the_precision_description() {
+        assert_eq!(
+            loss_scale_of("fp16, f16 master weights, fp16 partials, loss scale 16384"),
+            Some(16384.0)
+        );
+        assert_eq!(
+            loss_scale_of("fp16, dynamic loss scale from 65536 (x2 after 2000 clean steps)"),
+            Some(65536.0)
+        );
+        assert_eq!(loss_scale_of("fp32"), None);
+    }
 }
