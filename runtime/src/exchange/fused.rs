@@ -82,14 +82,10 @@ pub(crate) struct FusedPlan {
 }
 
 impl FusedPlan {
-    /// The fused plan of `copies` (each `(src tile, src offset, dst tile, dst offset, len,
-    /// index)` with flat tiles, validated) followed by the compute sets `next` (`(flat tile,
-    /// index into the next superstep's compute)`, sorted by tile without repeats), or `None`
-    /// if an index does not fit the plan's `u32` fields.
-    pub(crate) fn build(
-        copies: &[(usize, usize, usize, usize, usize, usize)],
-        next: &[(usize, usize)],
-    ) -> Option<FusedPlan> {
+    /// The fused plan of a superstep's (validated) `copies` (see [`super::Copy`]) followed by
+    /// the compute sets `next` (`(flat tile, index into the next superstep's compute)`, sorted
+    /// by tile without repeats), or `None` if an index does not fit the plan's `u32` fields.
+    pub(crate) fn build(copies: &[super::Copy], next: &[(usize, usize)]) -> Option<FusedPlan> {
         // Distinct sources: overlapping or touching ranges on one tile are merged.
         let mut ranges: Vec<(usize, usize, usize)> = copies
             .iter()
