@@ -11,11 +11,18 @@
 //! Before timing, each plan's outputs are checked against the reference evaluator (1e-5
 //! relative), so the benchmark never times a wrong program.
 //!
+//! Profiling (nothing is timed by criterion differently): with `TILES_PROFILE=N` set, each
+//! plan's shape (vertices by kind, exchange copies) and the per-phase times of N traced runs
+//! (the fastest of each phase) and the process CPU time per run are printed before timing, e.g.
+//! `TILES_PROFILE=5 cargo bench -p tessera-passes --bench tiles -- nothing`; with
+//! `TILES_DUMP=/tmp/out` also every output's bytes to `/tmp/out.<plan>`, to compare two builds
+//! bit for bit.
+//!
 //! Stages are assigned by a simple balance of matmul FLOPs in topological order (the pipeline
 //! pass's placement needs the compile driver; any placement exercises the same emulator).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tessera_ir::{Graph, NodeId, Op, Tensor};
 use tessera_passes::lower::program::{lower_program, LowerOptions, TilePlan, TileSession};
@@ -89,7 +96,11 @@ fn session(
     params: &HashMap<String, Tensor>,
     inputs: &HashMap<String, Tensor>,
 ) -> TileSession {
+    let start = std::time::Instant::now();
     let mut s = TileSession::new(plan).unwrap();
+    if std::env::var_os("TILES_PROFILE").is_some() {
+        println!("session (validation and schedule): {:?}", start.elapsed());
+    }
     s.load(params).unwrap();
     let (got, _) = s.run(inputs, TraceMode::Off).unwrap();
     let want = tessera_ir::eval::evaluate(g, inputs, params).unwrap();
@@ -98,6 +109,98 @@ fn session(
         assert!(e < 1e-5, "{name}: relative error {e}");
     }
     s
+}
+
+/// With `TILES_PROFILE` set: the plan's shape (vertices by kind, exchange copies) and the
+/// per-phase time of a few traced runs (the fastest of each phase), printed before timing;
+/// with `TILES_DUMP`, the outputs' bytes written to a file (see the module docs).
+fn profile(name: &str, plan: &TilePlan, s: &mut TileSession, inputs: &HashMap<String, Tensor>) {
+    if std::env::var_os("TILES_PROFILE").is_none() {
+        return;
+    }
+    let p = &plan.step;
+    let mut kinds: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let (mut copies, mut bytes, mut small) = (0u64, 0u64, 0u64);
+    for step in &p.supersteps {
+        for tc in &step.compute {
+            for v in &tc.vertices {
+                let e = kinds.entry(v.kind()).or_default();
+                e.0 += 1;
+                e.1 += v.flops();
+            }
+        }
+        for x in &step.exchange {
+            copies += 1;
+            bytes += u64::from(x.src.region.len);
+            small += u64::from(x.src.region.len <= 64);
+        }
+    }
+    println!("{name}: {} supersteps", p.supersteps.len());
+    for (k, (n, f)) in &kinds {
+        println!("  {k:>12}: {n:>8} vertices, {:>8.3} GFLOP", *f as f64 / 1e9);
+    }
+    println!("  exchange: {copies} copies ({small} of <= 64 B), {bytes} bytes");
+    if let Some(path) = std::env::var_os("TILES_DUMP") {
+        // Every output's bytes, in name order, for a bit-for-bit comparison between builds.
+        let (out, _) = s.run(inputs, TraceMode::Off).unwrap();
+        let mut names: Vec<&String> = out.keys().collect();
+        names.sort();
+        let mut bytes = Vec::new();
+        for n in names {
+            bytes.extend(tessera_passes::lower::program::tensor_bytes(&out[n]));
+        }
+        std::fs::write(std::path::Path::new(&path).with_extension(name), bytes).unwrap();
+    }
+    let runs: usize = std::env::var("TILES_PROFILE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut best = [Duration::MAX; 5];
+    let cpu0 = cpu_ticks();
+    for _ in 0..runs {
+        let start = std::time::Instant::now();
+        let (_, t) = s.run(inputs, TraceMode::On).unwrap();
+        let total = start.elapsed();
+        let sum = |f: fn(&tessera_runtime::SuperstepTrace) -> Duration| {
+            t.supersteps.iter().map(f).sum::<Duration>()
+        };
+        let phases = [
+            total,
+            sum(|x| x.host_to_tile),
+            sum(|x| x.compute),
+            sum(|x| x.exchange),
+            sum(|x| x.tile_to_host),
+        ];
+        for (b, p) in best.iter_mut().zip(phases) {
+            *b = (*b).min(p);
+        }
+    }
+    if let (Some(a), Some(b)) = (cpu0, cpu_ticks()) {
+        let ms = (b - a) as f64 * 10.0 / runs as f64;
+        println!("  process cpu: {ms:.0} ms per run (user + system, all threads)");
+    }
+    let names = [
+        "total",
+        "host_to_tile",
+        "compute",
+        "exchange",
+        "tile_to_host",
+    ];
+    for (n, b) in names.iter().zip(best) {
+        println!(
+            "  {n:>12}: {:>9.3} ms (best of {runs})",
+            b.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// User + system CPU ticks (1/100 s) of this process so far, from `/proc/self/stat`.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 fn bench(c: &mut Criterion) {
@@ -110,6 +213,7 @@ fn bench(c: &mut Criterion) {
     let (g, params, inputs) = build("lxmert-tiny");
     let plan = lower_program(&g, &mk2, &LowerOptions::default()).unwrap();
     let mut s = session(&plan, &g, &params, &inputs);
+    profile("lxmert-tiny-fwd-1chip", &plan, &mut s, &inputs);
     group.bench_function("run/lxmert-tiny-fwd-1chip", |b| {
         b.iter(|| s.run(&inputs, TraceMode::Off).unwrap())
     });
@@ -129,6 +233,7 @@ fn bench(c: &mut Criterion) {
     });
     let plan = lower_program(&g, &mk2, &opts).unwrap();
     let mut s = session(&plan, &g, &params, &inputs);
+    profile("lxmert-base-fwd-4chips", &plan, &mut s, &inputs);
     group.bench_function("run/lxmert-base-fwd-4chips", |b| {
         b.iter(|| s.run(&inputs, TraceMode::Off).unwrap())
     });

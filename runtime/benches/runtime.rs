@@ -1,7 +1,8 @@
 //! Runtime benchmarks: the cost of an empty superstep over 1472 tiles (bookkeeping only), and a
 //! 768×768×768 f32 matmul split into 128³ blocks over 216 tiles (K split in 6, partial sums
 //! reduced through exchange), reported as throughput (GFLOP/s = elements/s ÷ 1e9 with
-//! elements = flops).
+//! elements = flops), and the small transposed-B blocks lowering makes of lxmert-base's linear
+//! layers (64 per tile).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tessera_runtime::*;
@@ -169,5 +170,56 @@ fn bench_matmul(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_empty, bench_matmul);
+/// The block shapes lowering gives lxmert-base's linear layers (B stored transposed, as
+/// `nn.Linear` weights are): 64 products of each shape on one tile, in one superstep.
+fn bench_small_blocks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("matmul_small_blocks");
+    for (m, k, n) in [
+        (9u32, 192u32, 9u32),
+        (12, 384, 13),
+        (20, 192, 12),
+        (5, 192, 9),
+    ] {
+        let (a, b) = (Region::new(0, m * k * 4), Region::new(m * k * 4, k * n * 4));
+        let c_at = |i: u32| Region::new((m + n) * k * 4 + i * m * n * 4, m * n * 4);
+        let vertices: Vec<Vertex> = (0..64)
+            .map(|i| {
+                Vertex::MatMul(MatMul {
+                    m,
+                    k,
+                    n,
+                    input: Elem::F32,
+                    partials: Elem::F32,
+                    accumulate: false,
+                    transpose_a: false,
+                    transpose_b: true,
+                    a,
+                    b,
+                    c: c_at(i),
+                })
+            })
+            .collect();
+        let mut p = TileProgram::new(1, 1, BYTES);
+        p.supersteps = vec![Superstep {
+            compute: vec![TileCompute {
+                tile: TileRef::new(0, 0),
+                vertices,
+            }],
+            ..Superstep::default()
+        }];
+        let prog = LoadedProgram::load(p).expect("valid");
+        let mut mach = Machine::for_program(&prog);
+        let ones: Vec<u8> = (0..(m + n) * k)
+            .flat_map(|i| (0.5 + (i % 5) as f32 * 0.25).to_le_bytes())
+            .collect();
+        mach.write(TileRef::new(0, 0), 0, &ones).expect("in range");
+        g.throughput(Throughput::Elements(64 * 2 * u64::from(m * k * n)));
+        g.bench_function(format!("{m}x{k}x{n}_bt"), |bch| {
+            bch.iter(|| mach.run(&prog, &mut [], TraceMode::Off).expect("runs"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_empty, bench_matmul, bench_small_blocks);
 criterion_main!(benches);

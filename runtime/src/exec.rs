@@ -1,11 +1,14 @@
 //! The bulk-synchronous executor: runs a [`LoadedProgram`] on a [`Machine`].
 //!
 //! Per superstep: host → tile stream copies; the compute phase (the tiles that have vertices run
-//! in parallel as rayon tasks, each holding `&mut` to its own memory only); the exchange phase in
-//! two parallel passes through a staging buffer (gather: read source tiles into each destination
-//! group's staging slice; scatter: each destination tile copies its slice in), so every copy sees
-//! the memory as the compute phase left it; tile → host stream copies. Host → tile copies may
-//! be 2-D strided on the host side ([`crate::StreamCopy::pieces`]).
+//! in parallel as rayon tasks, each holding `&mut` to its own memory only); the exchange phase
+//! as the load planned it ([`crate::exchange`]): straight from sources to destinations in one
+//! parallel pass, or through a staging buffer when a copy reads bytes another one writes, or
+//! — when its copies replicate their sources and nothing happens in between — fused with the
+//! next superstep's compute (sources staged once, then each tile's task takes its deliveries and
+//! runs its vertices); in every case each copy sees the memory as the compute phase left it;
+//! then tile → host stream copies. Host → tile copies may be 2-D strided on the host side
+//! ([`crate::StreamCopy::pieces`]).
 //!
 //! Memory persists across runs: a [`Machine`] can run a `load` program once and then other
 //! programs of the same machine shape that read what it left in tile memory. Each parallel pass ends
@@ -14,12 +17,18 @@
 //! Determinism: a tile's vertices run in order on one thread and exchange destinations are
 //! disjoint, so results never depend on the number of threads. The whole program runs inside one
 //! `install` of the given pool ([`Machine::run_in`]); phases with no work are skipped.
+//!
+//! Tracing: a fused phase's wall time is split between the exchange and the next compute in
+//! proportion to the time its tasks spent delivering and computing (gathering the sources
+//! counts as exchange).
 
 use crate::error::{RunError, Site};
+use crate::exchange::fused::{FusedError, FusedPlan};
+use crate::exchange::{staged, ExchangePlan};
 use crate::kernels::{run_vertex, KernelError};
-use crate::loaded::{DstGroup, LoadedProgram, StepPlan};
+use crate::loaded::{LoadedProgram, StepPlan};
 use crate::machine::Machine;
-use crate::program::{Superstep, TileProgram};
+use crate::program::{Superstep, TileCompute, TileProgram, TileRef};
 use crate::trace::{SuperstepTrace, Trace, TraceMode};
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
@@ -51,6 +60,8 @@ impl Machine {
         }
         let mut trace = Trace::default();
         let p = program.program();
+        // Compute time of the next superstep, when its compute ran fused with this exchange.
+        let mut fused_compute = Duration::ZERO;
         for (s, (step, plan)) in p.supersteps.iter().zip(&program.plans).enumerate() {
             let mut t = SuperstepTrace {
                 exchange_bytes: plan.exchange_bytes,
@@ -60,8 +71,23 @@ impl Machine {
                 ..SuperstepTrace::default()
             };
             t.host_to_tile = timed(mode, || self.host_to_tile(program, s, step, host))?;
-            t.compute = timed(mode, || self.compute(s, step, plan))?;
-            t.exchange = timed(mode, || self.exchange(program, s, step, plan))?;
+            t.compute = if plan.compute_fused {
+                std::mem::take(&mut fused_compute)
+            } else {
+                timed(mode, || self.compute(s, step, plan))?
+            };
+            t.exchange = match &plan.exchange {
+                ExchangePlan::Fused(f) => {
+                    let next = p
+                        .supersteps
+                        .get(s + 1)
+                        .ok_or_else(|| copy_err(s, Site::Exchange(0)))?;
+                    let (exchange, compute) = self.fused(s, f, next, mode)?;
+                    fused_compute = compute;
+                    exchange
+                }
+                _ => timed(mode, || self.exchange(program, s, step, plan))?,
+            };
             t.tile_to_host = timed(mode, || self.tile_to_host(program, s, step, host))?;
             if mode == TraceMode::On {
                 trace.supersteps.push(t);
@@ -75,33 +101,64 @@ impl Machine {
             return Ok(());
         }
         let mut work = Vec::with_capacity(plan.compute.len());
-        let mut wanted = plan.compute.iter().peekable();
-        for (i, mem) in self.tiles.iter_mut().enumerate() {
-            if let Some(&(_, ci)) = wanted.next_if(|(t, _)| *t == i) {
-                if let Some(tc) = step.compute.get(ci) {
-                    work.push((mem, tc));
-                }
-            }
+        // `plan.compute` is sorted by tile without repeats, so each tile is reached by
+        // skipping ahead (`nth` on a slice iterator is O(1)).
+        let (mut it, mut next) = (self.tiles.iter_mut(), 0usize);
+        for &(t, ci) in &plan.compute {
+            let (Some(mem), Some(tc)) = (
+                t.checked_sub(next).and_then(|skip| it.nth(skip)),
+                step.compute.get(ci),
+            ) else {
+                return Err(missing_set(s, step, ci));
+            };
+            next = t + 1;
+            work.push((mem, tc));
         }
-        work.into_par_iter().try_for_each(|(mem, tc)| {
-            tc.vertices.iter().enumerate().try_for_each(|(vi, v)| {
-                run_vertex(mem, v).map_err(|e| match e {
-                    KernelError::Operand(detail) => RunError::Kernel {
-                        superstep: s,
-                        tile: tc.tile,
-                        vertex: vi,
-                        detail,
-                    },
-                    KernelError::Index { index, rows } => RunError::IndexOutOfRange {
-                        superstep: s,
-                        tile: tc.tile,
-                        vertex: vi,
-                        index,
-                        rows,
-                    },
-                })
+        work.into_par_iter()
+            .with_min_len(plan.compute_min_len)
+            .try_for_each(|(mem, tc)| run_set(s, mem, tc))
+    }
+
+    /// Exchange `s` fused with the compute of `next` (superstep `s + 1`); returns the time to
+    /// record for the exchange and for the next compute. Both share one parallel phase, whose
+    /// wall time is split between them in proportion to the time the tasks spent delivering
+    /// and computing (the gather pass counts as exchange).
+    fn fused(
+        &mut self,
+        s: usize,
+        f: &FusedPlan,
+        next: &Superstep,
+        mode: TraceMode,
+    ) -> Result<(Duration, Duration), RunError> {
+        let start = (mode == TraceMode::On).then(Instant::now);
+        let staging = self
+            .staging
+            .get_mut(..f.staging_bytes)
+            .ok_or_else(|| copy_err(s, Site::Exchange(0)))?;
+        let (deliver, compute) = f
+            .run(&mut self.tiles, staging, start.is_some(), |mem, ci| {
+                let tc = next
+                    .compute
+                    .get(ci)
+                    .ok_or_else(|| missing_set(s + 1, next, ci))?;
+                run_set(s + 1, mem, tc)
             })
-        })
+            .map_err(|e| match e {
+                FusedError::Copy(i) => copy_err(s, Site::Exchange(i)),
+                FusedError::Compute(e) => e,
+            })?;
+        let Some(start) = start else {
+            return Ok((Duration::ZERO, Duration::ZERO));
+        };
+        let wall = start.elapsed();
+        let busy = (deliver + compute).as_secs_f64();
+        let share = if busy > 0.0 {
+            compute.as_secs_f64() / busy
+        } else {
+            0.0
+        };
+        let compute = wall.mul_f64(share);
+        Ok((wall.saturating_sub(compute), compute))
     }
 
     fn exchange(
@@ -111,60 +168,19 @@ impl Machine {
         step: &Superstep,
         plan: &StepPlan,
     ) -> Result<(), RunError> {
-        if plan.groups.is_empty() {
-            return Ok(());
-        }
-        let err = |i: usize| RunError::Copy {
+        let done = match &plan.exchange {
+            // A fused exchange runs in `fused`, with the next superstep's compute.
+            ExchangePlan::Empty | ExchangePlan::Fused(_) => Ok(()),
+            ExchangePlan::Direct(d) => d.run(&mut self.tiles),
+            ExchangePlan::Staged(groups) => {
+                staged::run(&mut self.tiles, &mut self.staging, step, groups, |t| {
+                    program.flat(t)
+                })
+            }
+        };
+        done.map_err(|i| RunError::Copy {
             superstep: s,
             site: Site::Exchange(i),
-        };
-        // Gather: every group's staging slice is filled from (shared) source tiles.
-        let mut chunks: Vec<(&DstGroup, &mut [u8])> = Vec::with_capacity(plan.groups.len());
-        let mut rest = self.staging.as_mut_slice();
-        for g in &plan.groups {
-            let (head, tail) = rest.split_at_mut(g.staging.len().min(rest.len()));
-            chunks.push((g, head));
-            rest = tail;
-        }
-        let tiles = &self.tiles;
-        chunks.into_par_iter().try_for_each(|(g, chunk)| {
-            let mut at = 0usize;
-            for &i in &g.copies {
-                let x = step.exchange.get(i).ok_or_else(|| err(i))?;
-                let (o, len) = (x.src.region.offset as usize, x.src.region.len as usize);
-                let src = tiles
-                    .get(program.flat(x.src.tile))
-                    .and_then(|m| m.get(o..o + len))
-                    .ok_or_else(|| err(i))?;
-                chunk
-                    .get_mut(at..at + len)
-                    .ok_or_else(|| err(i))?
-                    .copy_from_slice(src);
-                at += len;
-            }
-            Ok(())
-        })?;
-        // Scatter: each destination tile copies its staging slice in.
-        let mut work = Vec::with_capacity(plan.groups.len());
-        let mut groups = plan.groups.iter().peekable();
-        for (i, mem) in self.tiles.iter_mut().enumerate() {
-            if let Some(g) = groups.next_if(|g| g.dst == i) {
-                work.push((mem, g));
-            }
-        }
-        let staging = &self.staging;
-        work.into_par_iter().try_for_each(|(mem, g)| {
-            let mut at = g.staging.start;
-            for &i in &g.copies {
-                let x = step.exchange.get(i).ok_or_else(|| err(i))?;
-                let (o, len) = (x.dst_offset as usize, x.src.region.len as usize);
-                let src = staging.get(at..at + len).ok_or_else(|| err(i))?;
-                mem.get_mut(o..o + len)
-                    .ok_or_else(|| err(i))?
-                    .copy_from_slice(src);
-                at += len;
-            }
-            Ok(())
         })
     }
 
@@ -215,6 +231,41 @@ impl Machine {
                 .copy_from_slice(src);
         }
         Ok(())
+    }
+}
+
+/// Runs one tile's compute set of superstep `s` on its memory, in order.
+fn run_set(s: usize, mem: &mut [u8], tc: &TileCompute) -> Result<(), RunError> {
+    tc.vertices.iter().enumerate().try_for_each(|(vi, v)| {
+        run_vertex(mem, v).map_err(|e| match e {
+            KernelError::Operand(detail) => RunError::Kernel {
+                superstep: s,
+                tile: tc.tile,
+                vertex: vi,
+                detail,
+            },
+            KernelError::Index { index, rows } => RunError::IndexOutOfRange {
+                superstep: s,
+                tile: tc.tile,
+                vertex: vi,
+                index,
+                rows,
+            },
+        })
+    })
+}
+
+/// The error for a compute set the plan lists but cannot reach (only with a plan built for
+/// another machine).
+fn missing_set(s: usize, step: &Superstep, ci: usize) -> RunError {
+    RunError::Kernel {
+        superstep: s,
+        tile: step
+            .compute
+            .get(ci)
+            .map_or(TileRef::new(0, 0), |tc| tc.tile),
+        vertex: 0,
+        detail: "compute set of a tile outside the machine".into(),
     }
 }
 

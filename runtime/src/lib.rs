@@ -5,8 +5,9 @@
 //! overlapping exchange destinations with a [`ProgramError`] naming superstep, tile and range.
 //! A [`Machine`] owns one memory of exactly `bytes_per_tile` bytes per tile;
 //! [`Machine::run_in`] executes the supersteps (compute on all tiles in parallel on rayon, then
-//! exchange) inside a single entry into the thread pool, bit-identically for any thread count,
-//! optionally recording a per-superstep [`Trace`].
+//! exchange, planned at load: direct, staged, or fused with the next compute) inside a single
+//! entry into the thread pool, bit-identically for any thread count, optionally recording a
+//! per-superstep [`Trace`].
 //!
 //! Vertices ([`Vertex`]) cover what lowering a transformer forward needs: matmul (operands
 //! optionally stored transposed), elementwise unary/binary (binary with cyclic broadcast of a
@@ -20,6 +21,7 @@
 //! number of runs of a step program on the same [`Machine`].
 
 pub mod error;
+mod exchange;
 mod exec;
 mod kernels;
 pub mod loaded;

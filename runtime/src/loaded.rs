@@ -1,32 +1,31 @@
 //! A validated program plus the schedule the executor follows: compute sets in tile order and
-//! exchange copies grouped by destination tile, each group owning a contiguous slice of a
-//! staging buffer. Building this once at load keeps the per-superstep bookkeeping small.
+//! the exchange's plan ([`crate::exchange`]: direct, through a staging buffer, or fused with the
+//! next superstep's compute). Building this once at load keeps the per-superstep bookkeeping
+//! small.
 
 use crate::error::{Problem, ProgramError, Site};
+use crate::exchange::fused::FusedPlan;
+use crate::exchange::{copies, min_len, ExchangePlan, JOB_UNITS, VERTEX_UNITS};
 use crate::program::{Superstep, TileProgram, TileRef};
 use crate::validate::{
     check_in_tile, check_machine, check_stream, check_tile, check_vertex, find_overlap,
 };
-use std::ops::Range;
-
-/// Exchange copies landing on one destination tile.
-#[derive(Debug, Clone)]
-pub(crate) struct DstGroup {
-    /// Flat index of the destination tile.
-    pub dst: usize,
-    /// Indices into the superstep's `exchange` list.
-    pub copies: Vec<usize>,
-    /// This group's bytes in the staging buffer (copies laid out in `copies` order).
-    pub staging: Range<usize>,
-}
+use crate::vertex::Vertex;
+use rayon::prelude::*;
 
 /// The precomputed schedule of one superstep.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StepPlan {
     /// `(flat tile, index into compute)` of the tiles with vertices, sorted by flat tile.
     pub compute: Vec<(usize, usize)>,
-    /// Exchange groups sorted by destination tile.
-    pub groups: Vec<DstGroup>,
+    /// The compute phase runs inside the previous superstep's fused exchange.
+    pub compute_fused: bool,
+    /// Estimated work of the compute phase (see [`crate::exchange::JOB_UNITS`]).
+    pub work: u64,
+    /// Compute sets per parallel job.
+    pub compute_min_len: usize,
+    /// How the exchange runs (planned once every superstep is validated).
+    pub exchange: ExchangePlan,
     /// Bytes moved by exchange.
     pub exchange_bytes: u64,
     /// Of which between chips.
@@ -46,17 +45,34 @@ pub struct LoadedProgram {
 }
 
 impl LoadedProgram {
-    /// Validates `program` and builds its schedule.
+    /// Validates `program` and builds its schedule (supersteps in parallel on the current
+    /// rayon pool; the error reported is that of the first failing superstep).
     pub fn load(program: TileProgram) -> Result<Self, ProgramError> {
         check_machine(&program)?;
-        let mut plans = Vec::with_capacity(program.supersteps.len());
-        let mut staging_bytes = 0usize;
-        for (s, step) in program.supersteps.iter().enumerate() {
-            let plan = plan_step(&program, s, step)?;
-            let bytes = plan.groups.last().map_or(0, |g| g.staging.end);
-            staging_bytes = staging_bytes.max(bytes);
-            plans.push(plan);
+        let checked: Vec<Result<StepPlan, ProgramError>> = program
+            .supersteps
+            .par_iter()
+            .enumerate()
+            .map(|(s, step)| plan_step(&program, s, step))
+            .collect();
+        let mut plans = checked.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let exchanges: Vec<(ExchangePlan, bool)> = (0..plans.len())
+            .into_par_iter()
+            .map(|s| plan_exchange(&program, &plans, s))
+            .collect();
+        for (s, (exchange, fused)) in exchanges.into_iter().enumerate() {
+            if let Some(plan) = plans.get_mut(s) {
+                plan.exchange = exchange;
+            }
+            if let Some(next) = plans.get_mut(s + 1).filter(|_| fused) {
+                next.compute_fused = true;
+            }
         }
+        let staging_bytes = plans
+            .iter()
+            .map(|plan| plan.exchange.staging_bytes())
+            .max()
+            .unwrap_or(0);
         Ok(LoadedProgram {
             program,
             plans,
@@ -80,6 +96,52 @@ impl LoadedProgram {
     pub(crate) fn flat(&self, t: TileRef) -> usize {
         flat(&self.program, t)
     }
+}
+
+/// The exchange plan of superstep `s`, and whether it is fused with the next compute.
+///
+/// It is fused where nothing happens in between (no tile → host copies after the exchange, no
+/// host → tile copies before the next compute) and the copies replicate their sources (they
+/// move at least twice the distinct source bytes, so staging the sources once costs less than
+/// delivering into a warm cache saves) or move little (then fusing saves a barrier).
+fn plan_exchange(p: &TileProgram, plans: &[StepPlan], s: usize) -> (ExchangePlan, bool) {
+    let Some(step) = p.supersteps.get(s) else {
+        return (ExchangePlan::Empty, false);
+    };
+    let flat = |t| flat(p, t);
+    if let (Some(next), Some(next_plan)) = (p.supersteps.get(s + 1), plans.get(s + 1)) {
+        if !step.exchange.is_empty() && step.tile_to_host.is_empty() && next.host_to_tile.is_empty()
+        {
+            let fused = FusedPlan::build(&copies(step, flat), &next_plan.compute)
+                .filter(|f| 2 * f.distinct_bytes() as u64 <= f.bytes || f.bytes <= JOB_UNITS)
+                .map(|f| f.with_compute_work(next_plan.work));
+            if let Some(f) = fused {
+                return (ExchangePlan::Fused(f), true);
+            }
+        }
+    }
+    (ExchangePlan::build(p.bytes_per_tile, step, flat), false)
+}
+
+/// Bytes a vertex writes (its result), for the work estimate.
+fn written(v: &Vertex) -> u64 {
+    let r = match v {
+        Vertex::MatMul(mm) => mm.c,
+        Vertex::Unary { dst, .. }
+        | Vertex::Binary { dst, .. }
+        | Vertex::AddPartials { dst, .. }
+        | Vertex::Cast { dst, .. }
+        | Vertex::Fill { dst, .. }
+        | Vertex::Copy { dst, .. }
+        | Vertex::Softmax { dst, .. }
+        | Vertex::LayerNorm { dst, .. }
+        | Vertex::Gather { dst, .. }
+        | Vertex::Compare { dst, .. }
+        | Vertex::Select { dst, .. }
+        | Vertex::ReduceRows { dst, .. }
+        | Vertex::ScatterAdd { dst, .. } => *dst,
+    };
+    u64::from(r.len)
 }
 
 /// `chip * tiles_per_chip + tile` (fits in usize: checked by `check_machine`).
@@ -110,7 +172,7 @@ fn plan_step(p: &TileProgram, s: usize, step: &Superstep) -> Result<StepPlan, Pr
     check_host_overlap(p, s, step, host_writes)?;
 
     let mut compute = Vec::with_capacity(step.compute.len());
-    let (mut vertices, mut flops) = (0u64, 0u64);
+    let (mut vertices, mut flops, mut work) = (0u64, 0u64, 0u64);
     for (ci, tc) in step.compute.iter().enumerate() {
         check_tile(p, tc.tile).map_err(at(tc.tile, Site::Compute))?;
         for (vi, v) in tc.vertices.iter().enumerate() {
@@ -121,6 +183,7 @@ fn plan_step(p: &TileProgram, s: usize, step: &Superstep) -> Result<StepPlan, Pr
             check_vertex(v, p.bytes_per_tile).map_err(at(tc.tile, site))?;
             vertices += 1;
             flops += v.flops();
+            work += v.flops() + written(v) + VERTEX_UNITS;
         }
         // Tiles with nothing to run get no task (but still count for the duplicate check).
         compute.push((flat(p, tc.tile), ci, !tc.vertices.is_empty()));
@@ -136,14 +199,14 @@ fn plan_step(p: &TileProgram, s: usize, step: &Superstep) -> Result<StepPlan, Pr
             .map_or(TileRef::new(0, 0), |tc| tc.tile);
         return Err(at(tile, Site::Compute)(Problem::DuplicateTile));
     }
-    let compute = compute
+    let compute: Vec<(usize, usize)> = compute
         .into_iter()
         .filter(|c| c.2)
         .map(|(t, ci, _)| (t, ci))
         .collect();
 
-    let mut by_dst: Vec<(usize, usize)> = Vec::with_capacity(step.exchange.len());
     let (mut bytes, mut inter) = (0u64, 0u64);
+    let mut dsts = Vec::with_capacity(step.exchange.len());
     for (i, x) in step.exchange.iter().enumerate() {
         let site = Site::Exchange(i);
         check_tile(p, x.src.tile).map_err(at(x.src.tile, site.clone()))?;
@@ -152,54 +215,38 @@ fn plan_step(p: &TileProgram, s: usize, step: &Superstep) -> Result<StepPlan, Pr
             .map_err(at(x.src.tile, site.clone()))?;
         check_in_tile("destination", x.dst_region(), p.bytes_per_tile)
             .map_err(at(x.dst_tile, site))?;
-        by_dst.push((flat(p, x.dst_tile), i));
+        let r = x.dst_region();
+        if r.len > 0 {
+            dsts.push((flat(p, x.dst_tile), u64::from(r.offset), r.end(), i));
+        }
         bytes += u64::from(x.src.region.len);
         if x.src.tile.chip != x.dst_tile.chip {
             inter += u64::from(x.src.region.len);
         }
     }
-    by_dst.sort_unstable();
-    let mut groups: Vec<DstGroup> = Vec::new();
-    let mut cursor = 0usize;
-    for (dst, i) in by_dst {
-        let len = step
-            .exchange
-            .get(i)
-            .map_or(0, |x| x.src.region.len as usize);
-        match groups.last_mut() {
-            Some(g) if g.dst == dst => {
-                g.copies.push(i);
-                g.staging.end += len;
-            }
-            _ => groups.push(DstGroup {
-                dst,
-                copies: vec![i],
-                staging: cursor..cursor + len,
-            }),
-        }
-        cursor += len;
-    }
-    for g in &groups {
-        let ranges = g
-            .copies
-            .iter()
-            .filter_map(|&i| step.exchange.get(i).map(|x| (i, x.dst_region())))
-            .map(|(i, r)| (u64::from(r.offset), r.end(), i))
-            .collect();
-        if let Some((a, b)) = find_overlap(ranges) {
-            if let (Some(xa), Some(xb)) = (step.exchange.get(a), step.exchange.get(b)) {
-                return Err(at(xb.dst_tile, Site::Exchange(b))(Problem::Overlap {
-                    what_a: "destination",
-                    a: xb.dst_region(),
-                    what_b: "destination of an earlier copy",
-                    b: xa.dst_region(),
-                }));
-            }
+    // Destinations on one tile must be disjoint: among non-empty ranges sorted by tile and
+    // start, any overlap shows between neighbours.
+    dsts.sort_unstable();
+    let clash = dsts.windows(2).find_map(|w| match w {
+        [a, b] if a.0 == b.0 && b.1 < a.2 => Some((a.3, b.3)),
+        _ => None,
+    });
+    if let Some((a, b)) = clash {
+        if let (Some(xa), Some(xb)) = (step.exchange.get(a), step.exchange.get(b)) {
+            return Err(at(xb.dst_tile, Site::Exchange(b))(Problem::Overlap {
+                what_a: "destination",
+                a: xb.dst_region(),
+                what_b: "destination of an earlier copy",
+                b: xa.dst_region(),
+            }));
         }
     }
     Ok(StepPlan {
+        compute_min_len: min_len(work, compute.len()),
         compute,
-        groups,
+        compute_fused: false,
+        work,
+        exchange: ExchangePlan::Empty,
         exchange_bytes: bytes,
         inter_chip_bytes: inter,
         vertices,

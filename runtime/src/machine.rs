@@ -2,8 +2,9 @@
 //!
 //! Tile memories are separate boxed slices, so handing each parallel task `&mut` to its own
 //! tile's memory (a split borrow of the tile vector) is how "a vertex touches only its own
-//! tile" is enforced by construction. Bytes move between tiles only in the exchange phase,
-//! which the executor ([`crate::exec`]) runs through a staging buffer.
+//! tile" is enforced by construction. Bytes move between tiles only in the exchange phase, which
+//! the executor ([`crate::exec`]) runs as the load planned it ([`crate::exchange`]), sometimes
+//! through the machine's staging buffer.
 
 use crate::error::RunError;
 use crate::loaded::LoadedProgram;
@@ -16,7 +17,7 @@ pub struct Machine {
     pub(crate) tiles_per_chip: u32,
     pub(crate) bytes_per_tile: u32,
     pub(crate) tiles: Vec<Box<[u8]>>,
-    /// Exchange staging bytes (grown to the largest superstep's exchange volume).
+    /// Exchange staging bytes (grown to the largest staged or fused superstep's need).
     pub(crate) staging: Vec<u8>,
 }
 

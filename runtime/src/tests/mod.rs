@@ -3,6 +3,7 @@
 //! 1472-tile program.
 
 mod errors;
+mod exchange;
 mod ksplit;
 mod streams;
 mod training;

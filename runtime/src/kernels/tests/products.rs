@@ -82,3 +82,65 @@ fn transposed_layouts_are_read_in_place() {
     run_vertex(&mut mem, &v).unwrap();
     assert_eq!(from_f32_bytes(&mem[32..48]), [1.0, 2.0, 3.0, 4.0]);
 }
+
+#[test]
+fn tile_memory_alignment_does_not_change_the_bits() {
+    // f32 operands are read in place when the tile buffer is 4-byte aligned and decoded into
+    // scratch otherwise: both must give the same bits, overwriting or accumulating.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let (m, k, n) = (5usize, 37usize, 6usize);
+    let vals: Vec<f32> = (0..m * k + k * n + m * n)
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let bytes = f32_bytes(&vals);
+    let (a_len, b_len, c_len) = (m * k * 4, k * n * 4, m * n * 4);
+    for accumulate in [false, true] {
+        let v = Vertex::MatMul(MatMul {
+            m: m as u32,
+            k: k as u32,
+            n: n as u32,
+            input: Elem::F32,
+            partials: Elem::F32,
+            accumulate,
+            transpose_a: false,
+            transpose_b: true,
+            a: Region::new(0, a_len as u32),
+            b: Region::new(a_len as u32, b_len as u32),
+            c: Region::new((a_len + b_len) as u32, c_len as u32),
+        });
+        let mut results = Vec::new();
+        for shift in 0..4 {
+            // A u32 buffer is 4-byte aligned, so `shift` decides the tile memory's alignment.
+            let mut words = vec![0u32; bytes.len() / 4 + 2];
+            let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+            let mem = &mut buf[shift..shift + bytes.len()];
+            mem.copy_from_slice(&bytes);
+            run_vertex(mem, &v).unwrap();
+            results.push(mem[a_len + b_len..].to_vec());
+        }
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "accumulate {accumulate}"
+        );
+        // And the product is the product (f64 reference, f32 summation tolerance).
+        let got = from_f32_bytes(&results[0]);
+        let want = naive(
+            m,
+            k,
+            n,
+            &vals[..m * k],
+            false,
+            &vals[m * k..m * k + k * n],
+            true,
+        );
+        let old = &vals[m * k + k * n..];
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let w = if accumulate {
+                w + f64::from(old[i])
+            } else {
+                *w
+            };
+            assert!((f64::from(*g) - w).abs() < 1e-5, "{i}: {g} vs {w}");
+        }
+    }
+}
