@@ -336,31 +336,9 @@ impl Trainer {
         let t = self.tiles.as_mut().context("no tile step")?;
         let r = t.run(&self.params, &feeds, &opt_feeds)?;
         let loss: f64 = r.losses.iter().sum();
-        let mut out = r.optimizer;
-        let mut scalar = |k: &str| -> Result<f64> {
-            out.remove(k)
-                .with_context(|| format!("the optimizer on the tiles gave no `{k}`"))?
-                .to_f64_vec()
-                .first()
-                .copied()
-                .with_context(|| format!("optimizer output `{k}` is empty"))
-        };
-        let skipped = scalar("found_inf")? != 0.0;
-        let (mut lr, mut grad_norm) = (self.adam.lr_at(self.step as u64), f64::NAN);
-        if !skipped {
-            (lr, grad_norm) = (scalar("lr")?, scalar("grad_norm")?);
-            if !all_finite(out.values()) {
-                bail!("the optimizer step produced non-finite weights or moments");
-            }
-            for (k, v) in out {
-                if let Some(name) = k.strip_prefix("param.") {
-                    self.params.insert(name.to_string(), v);
-                } else if k.starts_with("adam_m.") || k.starts_with("adam_v.") {
-                    self.moments.insert(k, v);
-                }
-            }
-            self.step += 1;
-        }
+        let applied = self.apply_optimizer_outputs(r.optimizer)?;
+        let skipped = applied.is_none();
+        let (lr, grad_norm) = applied.unwrap_or((self.adam.lr_at(self.step as u64), f64::NAN));
         let update = self.scaler.update(skipped);
         self.iteration += 1;
         let secs = start.elapsed().as_secs_f64().max(1e-9);
@@ -404,11 +382,22 @@ impl Trainer {
             );
         }
         let opts = self.eval_options(self.cfg.grad_accum as u64);
-        let mut out = tessera_ir::eval::evaluate_with(&self.opt_graph, &feeds, &self.params, &opts)
+        let out = tessera_ir::eval::evaluate_with(&self.opt_graph, &feeds, &self.params, &opts)
             .context("evaluating the optimizer graph")?;
+        self.apply_optimizer_outputs(out)
+    }
+
+    /// Keeps the optimizer's results (from the host or the tiles): the new weights and
+    /// moments, one more optimizer step; returns the learning rate and gradient norm, or
+    /// `None` when the graph found a non-finite gradient (its outputs are then discarded).
+    fn apply_optimizer_outputs<M>(&mut self, out: M) -> Result<Option<(f64, f64)>>
+    where
+        M: IntoIterator<Item = (String, Tensor)>,
+    {
+        let mut out: BTreeMap<String, Tensor> = out.into_iter().collect();
         let mut scalar = |k: &str| -> Result<f64> {
             out.remove(k)
-                .with_context(|| format!("optimizer graph has no `{k}`"))?
+                .with_context(|| format!("the optimizer gave no `{k}`"))?
                 .to_f64_vec()
                 .first()
                 .copied()

@@ -120,6 +120,28 @@ pub(crate) fn checked(
     Ok(tensor_bytes(t))
 }
 
+/// The `load` program's host buffers: the parameters (by name, checked against the plan's
+/// types) and the plan's constants.
+pub(crate) fn load_buffers(
+    load: &LoadedProgram,
+    params: &[HostTensor],
+    constants: &[(u32, Vec<u8>)],
+    weights: &HashMap<String, Tensor>,
+) -> Result<Vec<Vec<u8>>, SessionError> {
+    let mut host: Vec<Vec<u8>> = vec![Vec::new(); load.program().host_buffers.len()];
+    for p in params {
+        if let Some(slot) = host.get_mut(p.buffer as usize) {
+            *slot = checked("parameter", p, weights.get(&p.name))?;
+        }
+    }
+    for (buffer, bytes) in constants {
+        if let Some(slot) = host.get_mut(*buffer as usize) {
+            slot.clone_from(bytes);
+        }
+    }
+    Ok(host)
+}
+
 /// A plan loaded on an emulated machine.
 #[derive(Debug)]
 pub struct TileSession {
@@ -172,17 +194,7 @@ impl TileSession {
 
     /// Streams the parameters (by name) and the plan's constants into tile memory.
     pub fn load(&mut self, weights: &HashMap<String, Tensor>) -> Result<(), SessionError> {
-        let mut host: Vec<Vec<u8>> = vec![Vec::new(); self.load.program().host_buffers.len()];
-        for p in &self.params {
-            if let Some(slot) = host.get_mut(p.buffer as usize) {
-                *slot = checked("parameter", p, weights.get(&p.name))?;
-            }
-        }
-        for (buffer, bytes) in &self.constants {
-            if let Some(slot) = host.get_mut(*buffer as usize) {
-                slot.clone_from(bytes);
-            }
-        }
+        let mut host = load_buffers(&self.load, &self.params, &self.constants, weights)?;
         self.machine
             .run_in(&self.pool, &self.load, &mut host, TraceMode::Off)?;
         Ok(())

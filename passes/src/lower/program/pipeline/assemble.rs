@@ -5,6 +5,7 @@ use super::analysis::{segment_name, Analysis};
 use super::{PipelineProgram, SegmentProgram, StashCopies};
 use crate::lower::error::LowerError;
 use crate::lower::program::builder::to_u32;
+use crate::lower::program::builder::Stage;
 use crate::lower::program::lowering::Ctx;
 use crate::lower::program::pack::{assemble, pack_stages, step_costs};
 use crate::lower::program::TilePlan;
@@ -89,26 +90,13 @@ pub(super) fn build(
             });
         }
         let start = out.steps.len();
-        let mut packed = pack_stages(part.stages, &part.timeline, chips);
-        if let Some(first) = packed.steps.first_mut() {
-            first.host_to_tile = part.stream_in;
-        }
-        if let Some(last) = packed.steps.last_mut() {
-            last.tile_to_host = part.stream_out;
-        }
-        for ((s, mut l), lb) in packed
-            .steps
-            .into_iter()
-            .zip(packed.labels)
-            .zip(packed.live_bytes)
-        {
-            if l.is_empty() {
-                l.push(format!("{name}: streams"));
-            }
-            out.steps.push(s);
-            out.labels.push(l);
-            out.live.push(lb);
-        }
+        out.push_part(
+            part.stages,
+            &part.timeline,
+            part.stream_in,
+            part.stream_out,
+            &name,
+        );
         let run = start..out.steps.len();
         let save = if part.saves.is_empty() {
             None
@@ -153,26 +141,13 @@ pub(super) fn build(
     let mut opt_outputs = Vec::new();
     if let Some((part, parts)) = optimizer {
         let start = out.steps.len();
-        let mut packed = pack_stages(part.stages, &part.timeline, chips);
-        if let Some(first) = packed.steps.first_mut() {
-            first.host_to_tile = part.stream_in;
-        }
-        if let Some(last) = packed.steps.last_mut() {
-            last.tile_to_host = part.stream_out;
-        }
-        for ((s, mut l), lb) in packed
-            .steps
-            .into_iter()
-            .zip(packed.labels)
-            .zip(packed.live_bytes)
-        {
-            if l.is_empty() {
-                l.push("optimizer: streams".into());
-            }
-            out.steps.push(s);
-            out.labels.push(l);
-            out.live.push(lb);
-        }
+        out.push_part(
+            part.stages,
+            &part.timeline,
+            part.stream_in,
+            part.stream_out,
+            "optimizer",
+        );
         opt_range = Some(start..out.steps.len());
         state = parts.state;
         opt_outputs = parts.outputs.into_iter().map(|(n, _, _)| n).collect();
@@ -223,6 +198,38 @@ pub(super) struct Steps {
 }
 
 impl Steps {
+    /// Appends a segment's stages packed into supersteps, its input streams before the first
+    /// and its output streams after the last.
+    fn push_part(
+        &mut self,
+        stages: Vec<Stage>,
+        timeline: &[Vec<u64>],
+        stream_in: Vec<StreamCopy>,
+        stream_out: Vec<StreamCopy>,
+        name: &str,
+    ) {
+        let mut packed = pack_stages(stages, timeline, self.chips);
+        if let Some(first) = packed.steps.first_mut() {
+            first.host_to_tile = stream_in;
+        }
+        if let Some(last) = packed.steps.last_mut() {
+            last.tile_to_host = stream_out;
+        }
+        for ((s, mut l), lb) in packed
+            .steps
+            .into_iter()
+            .zip(packed.labels)
+            .zip(packed.live_bytes)
+        {
+            if l.is_empty() {
+                l.push(format!("{name}: streams"));
+            }
+            self.steps.push(s);
+            self.labels.push(l);
+            self.live.push(lb);
+        }
+    }
+
     /// Appends a superstep made outside the stage list (live bytes as before it).
     fn push(&mut self, s: Superstep, label: String) {
         let prev = self

@@ -105,20 +105,7 @@ pub(super) fn finish_segment(
         if an.seg.get(&storage_root(cx.graph, *node)) != Some(&seg) {
             continue;
         }
-        let v = cx.val(*node)?.clone();
-        let Layout::Linear(pieces) = &v.layout else {
-            return Err(cx.unsupported(*node, format!("output `{name}` is not laid out linearly")));
-        };
-        for p in pieces {
-            part.stream_out.push(StreamCopy::contiguous(
-                *buffer,
-                p.start * v.eb(),
-                TileRegion {
-                    tile: p.tile,
-                    region: region(p.offset, (p.end - p.start) * v.eb())?,
-                },
-            ));
-        }
+        stream_out(cx, name, *node, *buffer, &mut part.stream_out)?;
         produced.push(*node);
     }
     for id in produced {
@@ -134,6 +121,32 @@ pub(super) fn region(offset: u64, len: u64) -> Result<Region, LowerError> {
         to_u32(offset, "offset")?,
         to_u32(len, "length")?,
     ))
+}
+
+/// Appends the copies streaming output `name` (node `node`, linearly laid out) into host
+/// buffer `buffer`.
+pub(super) fn stream_out(
+    cx: &Ctx<'_>,
+    name: &str,
+    node: NodeId,
+    buffer: u32,
+    out: &mut Vec<StreamCopy>,
+) -> Result<(), LowerError> {
+    let v = cx.val(node)?;
+    let Layout::Linear(pieces) = &v.layout else {
+        return Err(cx.unsupported(node, format!("output `{name}` is not laid out linearly")));
+    };
+    for p in pieces {
+        out.push(StreamCopy::contiguous(
+            buffer,
+            p.start * v.eb(),
+            TileRegion {
+                tile: p.tile,
+                region: region(p.offset, (p.end - p.start) * v.eb())?,
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// A superstep that only exchanges.

@@ -5,13 +5,13 @@ use super::analysis::{storage_root, Analysis};
 use super::optimizer::OptimizerBinding;
 use crate::lower::error::LowerError;
 use crate::lower::program::builder::{emit_range, Category};
-use crate::lower::program::layout::Layout;
+
 use crate::lower::program::lowering::Ctx;
 use std::collections::HashMap;
 use tessera_ir::NodeId;
 use tessera_runtime::program::{StreamCopy, TileRegion};
 
-use super::boundary::region;
+use super::boundary::{region, stream_out};
 use super::parts::*;
 
 /// The optimizer segment: state streamed in, the update, the new weights copied over the
@@ -81,20 +81,7 @@ pub(super) fn lower_optimizer(
     }
     cx.push_stages("write the updated weights", copies, Vec::new());
     for (name, node, buffer) in &opt.outputs {
-        let v = cx.val(*node)?.clone();
-        let Layout::Linear(pieces) = &v.layout else {
-            return Err(cx.unsupported(*node, format!("output `{name}` is not laid out linearly")));
-        };
-        for p in pieces {
-            part.stream_out.push(StreamCopy::contiguous(
-                *buffer,
-                p.start * v.eb(),
-                TileRegion {
-                    tile: p.tile,
-                    region: region(p.offset, (p.end - p.start) * v.eb())?,
-                },
-            ));
-        }
+        stream_out(cx, name, *node, *buffer, &mut part.stream_out)?;
     }
     for (_, node, _) in &opt.outputs {
         if let Some(buf) = cx.buf_of(storage_root(graph, *node)) {

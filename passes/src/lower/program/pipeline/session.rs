@@ -9,7 +9,7 @@
 //! gradients come out once, summed over the micro-batches on the tiles.
 
 use super::{PipelineProgram, StashCopies};
-use crate::lower::program::session::{checked, decode, SessionError};
+use crate::lower::program::session::{checked, decode, load_buffers, SessionError};
 use crate::lower::program::{HostTensor, TilePlan};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -215,17 +215,7 @@ impl PipelineSession {
 
     /// Streams the parameters (by name) and the plan's constants into tile memory.
     pub fn load(&mut self, weights: &HashMap<String, Tensor>) -> Result<(), SessionError> {
-        let mut host: Vec<Vec<u8>> = vec![Vec::new(); self.load.program().host_buffers.len()];
-        for p in &self.params {
-            if let Some(slot) = host.get_mut(p.buffer as usize) {
-                *slot = checked("parameter", p, weights.get(&p.name))?;
-            }
-        }
-        for (buffer, bytes) in &self.constants {
-            if let Some(slot) = host.get_mut(*buffer as usize) {
-                slot.clone_from(bytes);
-            }
-        }
+        let mut host = load_buffers(&self.load, &self.params, &self.constants, weights)?;
         self.machine
             .run_in(&self.pool, &self.load, &mut host, TraceMode::Off)?;
         Ok(())
