@@ -294,10 +294,23 @@ impl Trainer {
                 None => skipped = true,
             }
         }
+        Ok(self.finish_step(loss, samples, skipped, (lr, grad_norm), start))
+    }
+
+    /// The log of a finished step (`loss`: summed over its micro-batches); the loss scale
+    /// moves on (backs off after a skipped step).
+    fn finish_step(
+        &mut self,
+        loss: f64,
+        samples: usize,
+        skipped: bool,
+        (lr, grad_norm): (f64, f64),
+        start: std::time::Instant,
+    ) -> StepLog {
         let update = self.scaler.update(skipped);
         self.iteration += 1;
         let secs = start.elapsed().as_secs_f64().max(1e-9);
-        Ok(StepLog {
+        StepLog {
             step: self.iteration,
             loss: loss / self.cfg.grad_accum as f64,
             lr,
@@ -305,7 +318,7 @@ impl Trainer {
             skipped,
             samples_per_second: samples as f64 / secs,
             grad_norm,
-        })
+        }
     }
 
     /// One step on the tiles: every micro-batch of every replica through the pipeline, the
@@ -339,18 +352,7 @@ impl Trainer {
         let applied = self.apply_optimizer_outputs(r.optimizer)?;
         let skipped = applied.is_none();
         let (lr, grad_norm) = applied.unwrap_or((self.adam.lr_at(self.step as u64), f64::NAN));
-        let update = self.scaler.update(skipped);
-        self.iteration += 1;
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
-        Ok(StepLog {
-            step: self.iteration,
-            loss: loss / self.cfg.grad_accum as f64,
-            lr,
-            loss_scale: update.used_scale,
-            skipped,
-            samples_per_second: samples as f64 / secs,
-            grad_norm,
-        })
+        Ok(self.finish_step(loss, samples, skipped, (lr, grad_norm), start))
     }
 
     /// Runs the optimizer graph on the summed gradients and keeps its results; returns the
