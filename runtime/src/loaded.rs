@@ -139,7 +139,8 @@ fn written(v: &Vertex) -> u64 {
         | Vertex::Compare { dst, .. }
         | Vertex::Select { dst, .. }
         | Vertex::ReduceRows { dst, .. }
-        | Vertex::ScatterAdd { dst, .. } => *dst,
+        | Vertex::ScatterAdd { dst, .. }
+        | Vertex::Expand { dst, .. } => *dst,
     };
     u64::from(r.len)
 }

@@ -292,6 +292,20 @@ pub enum Vertex {
         /// The result, `rows * width` elements.
         dst: Region,
     },
+    /// `dst[i] = src[i / repeat]`: each element of `src` written `repeat` times in a row. An
+    /// operand broadcast along its trailing axes (a per-row scale `[rows, 1]` of a `[rows,
+    /// cols]` product, a row mask) is exchanged once in compact form and expanded on the tile,
+    /// instead of one exchange copy per repeated element. `dst` does not overlap `src`.
+    Expand {
+        /// Element type (only its size matters: the bytes are copied).
+        elem: Elem,
+        /// How many times each element is repeated (at least 1).
+        repeat: u32,
+        /// The compact elements.
+        src: Region,
+        /// The expansion, `repeat` times `src`'s length.
+        dst: Region,
+    },
 }
 
 impl Vertex {
@@ -312,6 +326,7 @@ impl Vertex {
             Vertex::Select { .. } => "select",
             Vertex::ReduceRows { .. } => "reduce",
             Vertex::ScatterAdd { .. } => "scatter_add",
+            Vertex::Expand { .. } => "expand",
         }
     }
 
@@ -350,7 +365,8 @@ impl Vertex {
             | Vertex::Fill { .. }
             | Vertex::Copy { .. }
             | Vertex::Gather { .. }
-            | Vertex::Select { .. } => 0,
+            | Vertex::Select { .. }
+            | Vertex::Expand { .. } => 0,
         }
     }
 }

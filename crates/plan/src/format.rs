@@ -21,7 +21,7 @@ pub const MAGIC: &[u8; 7] = b"TSPLAN\0";
 /// anything it contains changes its serialised form.
 /// Version 2 added the tile program ([`crate::Plan::tiles`]) and the model source
 /// ([`crate::Plan::source`]).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7 + 4 + 8 + 8;

@@ -197,7 +197,41 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
             updates,
             dst,
         } => reduce::scatter_add(mem, *elem, *rows, *width, [*indices, *updates], *dst, s),
+        Vertex::Expand {
+            elem,
+            repeat,
+            src,
+            dst,
+        } => expand(mem, elem.size() as usize, *repeat as usize, *src, *dst),
     }
+}
+
+/// [`Vertex::Expand`]: each `es`-byte element of `src` written `repeat` times into `dst`.
+fn expand(
+    mem: &mut [u8],
+    es: usize,
+    repeat: usize,
+    src: Region,
+    dst: Region,
+) -> Result<(), KernelError> {
+    let (s0, n, d0) = (src.offset as usize, src.len as usize, dst.offset as usize);
+    let out = n.checked_mul(repeat).filter(|&o| o == dst.len as usize);
+    if es == 0 || n % es != 0 || out.is_none() || mem.get(s0..s0 + n).is_none() {
+        return Err(KernelError::Operand(format!(
+            "expand {src} x{repeat} -> {dst} out of range"
+        )));
+    }
+    let compact = mem[s0..s0 + n].to_vec();
+    let run = es * repeat;
+    let target = mem
+        .get_mut(d0..d0 + n * repeat)
+        .ok_or_else(|| KernelError::Operand(format!("expand destination {dst} out of range")))?;
+    for (chunk, e) in target.chunks_exact_mut(run).zip(compact.chunks_exact(es)) {
+        for slot in chunk.chunks_exact_mut(es) {
+            slot.copy_from_slice(e);
+        }
+    }
+    Ok(())
 }
 
 /// The bytes of `region` of `mem`.

@@ -368,3 +368,60 @@ fn every_vertex_kind_is_thread_count_independent() {
     // The comparisons are not constant (the checks above could fail).
     assert!(conds.contains(&0) && conds.contains(&1));
 }
+
+#[test]
+fn expand_repeats_each_element_and_checks_its_regions() {
+    let tile = TileRef::new(0, 1);
+    // Three f32 elements, each written 4 times; two f16 elements, each 3 times.
+    let v32 = Vertex::Expand {
+        elem: Elem::F32,
+        repeat: 4,
+        src: Region::new(0, 12),
+        dst: Region::new(64, 48),
+    };
+    let v16 = Vertex::Expand {
+        elem: Elem::F16,
+        repeat: 3,
+        src: Region::new(12, 4),
+        dst: Region::new(128, 12),
+    };
+    let p = one_step(tile, vec![v32, v16], 16);
+    let loaded = LoadedProgram::load(p).unwrap();
+    let mut m = Machine::for_program(&loaded);
+    let h16 = [half::f16::from_f32(1.5), half::f16::from_f32(-2.0)];
+    let mut host = [
+        f32_bytes(&[1.0, -2.5, 7.0]),
+        h16.iter().flat_map(|h| h.to_le_bytes()).collect(),
+    ]
+    .concat();
+    m.run(&loaded, &mut [std::mem::take(&mut host)], TraceMode::Off)
+        .unwrap();
+    let mem = m.tile_memory(tile).unwrap();
+    let want32: Vec<f32> = [1.0f32, -2.5, 7.0].iter().flat_map(|&x| [x; 4]).collect();
+    assert_eq!(from_f32_bytes(&mem[64..112]), want32);
+    let got16: Vec<half::f16> = mem[128..140]
+        .chunks_exact(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let want16: Vec<half::f16> = h16.iter().flat_map(|&h| [h; 3]).collect();
+    assert_eq!(got16, want16);
+
+    // A destination of the wrong length, and a zero repeat, are load errors.
+    for bad in [
+        Vertex::Expand {
+            elem: Elem::F32,
+            repeat: 4,
+            src: Region::new(0, 12),
+            dst: Region::new(64, 44),
+        },
+        Vertex::Expand {
+            elem: Elem::F32,
+            repeat: 0,
+            src: Region::new(0, 12),
+            dst: Region::new(64, 0),
+        },
+    ] {
+        let err = LoadedProgram::load(one_step(tile, vec![bad], 16)).unwrap_err();
+        assert!(err.to_string().contains("expand"), "{err}");
+    }
+}

@@ -237,6 +237,20 @@ pub(crate) fn check_vertex(v: &Vertex, bytes_per_tile: u32) -> Result<(), Proble
         | Vertex::Select { .. }
         | Vertex::ReduceRows { .. }
         | Vertex::ScatterAdd { .. } => Ok(()),
+        Vertex::Expand {
+            elem,
+            repeat,
+            src,
+            dst,
+        } => {
+            operand("src", *src, *elem, None, t)?;
+            if *repeat == 0 {
+                return Err(Problem::Zero { what: "repeat" });
+            }
+            let n = u64::from(src.len / elem.size()) * u64::from(*repeat);
+            operand("dst", *dst, *elem, Some(n), t)?;
+            disjoint("dst", *dst, "src", *src, false)
+        }
     }
 }
 

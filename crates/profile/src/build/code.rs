@@ -63,6 +63,7 @@ fn fields(v: &Vertex) -> (u64, u64) {
         Vertex::LayerNorm { .. } => (4, 2),
         Vertex::Gather { .. } | Vertex::ScatterAdd { .. } => (3, 2),
         Vertex::Select { .. } => (4, 0),
+        Vertex::Expand { .. } => (2, 1),
     }
 }
 
@@ -88,7 +89,8 @@ pub(crate) fn codelet(v: &Vertex) -> String {
         | Vertex::LayerNorm { elem, .. }
         | Vertex::Gather { elem, .. }
         | Vertex::Select { elem, .. }
-        | Vertex::ScatterAdd { elem, .. } => format!("{kind}<{}>", elem.name()),
+        | Vertex::ScatterAdd { elem, .. }
+        | Vertex::Expand { elem, .. } => format!("{kind}<{}>", elem.name()),
         Vertex::Copy { .. } => kind.to_string(),
     }
 }

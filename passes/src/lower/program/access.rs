@@ -121,6 +121,29 @@ impl Access {
         Some(len.max(1))
     }
 
+    /// If the output's trailing axes are broadcast (stride 0; e.g. a `[rows, 1]` operand of a
+    /// `[rows, cols]` result), the map of the remaining leading axes and the number of output
+    /// elements `r` that read each of its elements in a row: output element `i` reads compact
+    /// element `i / r`.
+    pub fn inner_repeat(&self) -> Option<(Access, u64)> {
+        let mut k = self.shape.len();
+        let mut r = 1u64;
+        while k > 0 && (self.strides[k - 1] == 0 || self.shape[k - 1] == 1) {
+            r *= self.shape[k - 1] as u64;
+            k -= 1;
+        }
+        (r > 1).then(|| {
+            (
+                Access {
+                    shape: self.shape[..k].to_vec(),
+                    strides: self.strides[..k].to_vec(),
+                    base: self.base,
+                },
+                r,
+            )
+        })
+    }
+
     /// Operand runs `(first, len)` read by output elements `[start, end)`, in output order;
     /// consecutive runs that continue each other are merged.
     pub fn runs(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
@@ -213,6 +236,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn inner_repeats_expand_to_the_full_map() {
+        let cases = [
+            (Access::broadcast(&[4, 1], &[4, 6]), 6),
+            (Access::broadcast(&[2, 3, 1, 1], &[2, 3, 5, 2]), 10),
+            (Access::broadcast(&[3, 1], &[2, 3, 4]), 4),
+            (Access::broadcast(&[], &[3, 2]), 6),
+        ];
+        for (a, r) in &cases {
+            let (compact, got) = a.inner_repeat().expect("an inner broadcast");
+            assert_eq!(got, *r, "{a:?}");
+            let n: u64 = a.shape.iter().map(|&d| d as u64).product();
+            let full = naive(a, 0, n);
+            let c = expand(&compact.runs(0, n / r));
+            let repeated: Vec<u64> = c
+                .iter()
+                .flat_map(|&x| std::iter::repeat_n(x, *r as usize))
+                .collect();
+            assert_eq!(repeated, full, "{a:?}");
+        }
+        assert_eq!(Access::broadcast(&[6], &[4, 6]).inner_repeat(), None);
+        assert_eq!(Access::identity(&[3, 7]).inner_repeat(), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub(crate) struct Val {
     pub layout: Layout,
     pub dtype: DType,
     pub chip: u32,
-    buf: usize,
+    pub(crate) buf: usize,
 }
 
 impl Val {
@@ -50,7 +50,7 @@ pub(crate) struct Ctx<'g> {
     pub target: &'g Target,
     pub opts: &'g LowerOptions,
     pub b: Builder,
-    vals: HashMap<NodeId, Val>,
+    pub(crate) vals: HashMap<NodeId, Val>,
     bufs: Vec<Buf>,
     names: HashMap<NodeId, String>,
     uses: HashMap<NodeId, usize>,
@@ -71,6 +71,10 @@ pub(crate) struct Ctx<'g> {
     pub(crate) weights: HashMap<NodeId, (Layout, Vec<WeightBlock>)>,
     /// Gather tables (looked through casts): the most indices one lookup takes.
     pub(crate) lookups: HashMap<NodeId, u64>,
+    /// Operand slots per (value, chip of the reading node), for landings.
+    pub(crate) chip_uses: HashMap<(NodeId, u32), usize>,
+    /// Values copied to another chip for the nodes there ([`super::landing`]).
+    pub(crate) landings: HashMap<(NodeId, u32), super::landing::Landing>,
 }
 
 /// The runtime element type of a dtype (every dtype has one; `Option` keeps callers ready
@@ -362,6 +366,7 @@ impl<'g> Ctx<'g> {
         let stages = check(graph, target, opts, order)?;
         let chips = if opts.chips == 0 { stages } else { opts.chips };
         let mut uses: HashMap<NodeId, usize> = extra_uses.clone();
+        let mut chip_uses: HashMap<(NodeId, u32), usize> = HashMap::new();
         let mut gather_tables = Vec::new();
         let mut lookups: HashMap<NodeId, u64> = HashMap::new();
         for &n in order {
@@ -383,8 +388,10 @@ impl<'g> Ctx<'g> {
                     };
                 }
             }
+            let chip = graph.node(n).annot.stage.unwrap_or(0);
             for o in ops {
                 *uses.entry(o).or_default() += 1;
+                *chip_uses.entry((o, chip)).or_default() += 1;
             }
         }
         let cx = Ctx {
@@ -408,6 +415,8 @@ impl<'g> Ctx<'g> {
             mm_plans: HashMap::new(),
             weights: HashMap::new(),
             lookups,
+            chip_uses,
+            landings: HashMap::new(),
         };
         Ok((cx, gather_tables))
     }
@@ -440,6 +449,28 @@ impl<'g> Ctx<'g> {
         let graph = self.graph;
         let node = graph.node(n);
         let operands = graph.operands(n);
+        let chip = self.chip(n)?;
+        let swapped = match &node.op {
+            Op::Param { .. } | Op::Input { .. } | Op::Full { .. } | Op::Iota { .. } => {
+                return Ok(())
+            }
+            Op::Reshape { .. } => Vec::new(),
+            _ => self.land_operands(n, chip, &operands)?,
+        };
+        let result = self.dispatch(n, &operands);
+        self.unswap(swapped);
+        result?;
+        for o in operands {
+            self.release(o)?;
+            self.landing_read(o, chip)?;
+        }
+        Ok(())
+    }
+
+    /// Emits node `n`'s vertices and exchanges (its operands already where it reads them).
+    fn dispatch(&mut self, n: NodeId, operands: &[NodeId]) -> Result<(), LowerError> {
+        let node = self.graph.node(n);
+        let operands = operands.to_vec();
         match &node.op {
             Op::Param { .. } | Op::Input { .. } | Op::Full { .. } | Op::Iota { .. } => {
                 return Ok(())
@@ -470,9 +501,6 @@ impl<'g> Ctx<'g> {
                      data movement)",
                 ))
             }
-        }
-        for o in operands {
-            self.release(o)?;
         }
         Ok(())
     }

@@ -28,6 +28,7 @@
 mod access;
 mod builder;
 mod gather;
+mod landing;
 pub mod layout;
 mod lowering;
 mod matmul;

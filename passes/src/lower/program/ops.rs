@@ -13,12 +13,24 @@ use super::lowering::{Ctx, Val};
 use crate::lower::error::LowerError;
 use tessera_ir::{NodeId, Op};
 use tessera_runtime::program::{Exchange, Region, TileRef};
-use tessera_runtime::vertex::Vertex;
+use tessera_runtime::vertex::{Elem, Vertex};
 
-/// Scratch blocks of one op, freed after its compute.
+/// Scratch blocks of one op, freed after its compute, and the on-tile expansions its
+/// operands need before its vertex runs.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     pub blocks: Vec<(TileRef, u64, u64, Category)>,
+    /// [`Vertex::Expand`]s of trailing-broadcast operands, to run (on their tile, in the same
+    /// compute set) before the vertex that reads them: callers move them into their work
+    /// list with [`Scratch::take_expansions`] before pushing the op's vertex.
+    pub expansions: Vec<(TileRef, Vertex)>,
+}
+
+impl Scratch {
+    /// The expansions collected since the last call.
+    pub fn take_expansions(&mut self) -> Vec<(TileRef, Vertex)> {
+        std::mem::take(&mut self.expansions)
+    }
 }
 
 impl Ctx<'_> {
@@ -38,9 +50,28 @@ impl Ctx<'_> {
         name: &str,
     ) -> Result<Region, LowerError> {
         let eb = v.eb();
-        let runs = match access.period() {
-            Some(l) if cyclic && s % l == 0 && (e - s) % l == 0 && l < e - s => access.runs(0, l),
-            _ => access.runs(s, e),
+        let period = access
+            .period()
+            .filter(|&l| cyclic && s % l == 0 && (e - s) % l == 0 && l < e - s);
+        if period.is_none() {
+            let elem = super::lowering::elem_of(v.dtype);
+            if let (Some((compact, r)), Some(elem)) = (access.inner_repeat(), elem) {
+                if s % r == 0 && e % r == 0 && e > s {
+                    let within = (s / r, e / r);
+                    return self.expanded_on(
+                        v,
+                        (&compact, r, elem),
+                        tile,
+                        within,
+                        (copies, scratch),
+                        name,
+                    );
+                }
+            }
+        }
+        let runs = match period {
+            Some(l) => access.runs(0, l),
+            None => access.runs(s, e),
         };
         if let [(first, len)] = runs.as_slice() {
             let mut segs: Vec<Segment> = Vec::new();
@@ -65,6 +96,37 @@ impl Ctx<'_> {
             to_u32(offset, "offset")?,
             to_u32(bytes, "length")?,
         ))
+    }
+
+    /// A trailing-broadcast operand for output elements `[s·r, e·r)`: its compact elements
+    /// `[s, e)` of `compact` (read in place or exchanged in one run per source segment), then
+    /// a [`Vertex::Expand`] on `tile` into a scratch block of `r` copies of each.
+    fn expanded_on(
+        &mut self,
+        v: &Val,
+        (compact, r, elem): (&Access, u64, Elem),
+        tile: TileRef,
+        (s, e): (u64, u64),
+        (copies, scratch): (&mut Vec<Exchange>, &mut Scratch),
+        name: &str,
+    ) -> Result<Region, LowerError> {
+        let src = self.operand_on(v, compact, tile, (s, e), false, copies, scratch, name)?;
+        let bytes = (e - s) * r * v.eb();
+        let offset = self.b.alloc(tile, bytes, name, Category::ExchangeBuffers)?;
+        scratch
+            .blocks
+            .push((tile, offset, bytes, Category::ExchangeBuffers));
+        let dst = Region::new(to_u32(offset, "offset")?, to_u32(bytes, "length")?);
+        scratch.expansions.push((
+            tile,
+            Vertex::Expand {
+                elem,
+                repeat: to_u32(r, "repeat")?,
+                src,
+                dst,
+            },
+        ));
+        Ok(dst)
     }
 
     /// The regions of every operand for output piece `p` (see [`Ctx::operand_on`]) and their
@@ -300,6 +362,7 @@ impl Ctx<'_> {
                 _ => return Err(self.unsupported(id, "unexpected operands")),
             };
             self.b.note_vertex(p.tile, &label, bytes)?;
+            work.extend(scratch.take_expansions());
             work.push((p.tile, vertex));
         }
         self.push_stages(&label, copies, work);
@@ -322,7 +385,7 @@ impl Ctx<'_> {
         };
         let v = self.val(src)?.clone();
         let chip = self.chip(id)?;
-        if access.is_identity() && v.chip == chip {
+        if access.is_identity() && v.chip == chip && !self.is_landing(v.buf) {
             return self.alias(id, src);
         }
         let shape = node.ty.shape.to_vec();
@@ -337,13 +400,46 @@ impl Ctx<'_> {
             &name,
             Category::Activations,
         )?;
-        let mut copies = Vec::new();
+        let (mut copies, mut work, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+        let repeat = access.inner_repeat().zip(super::lowering::elem_of(v.dtype));
         for p in layout.pieces().unwrap_or(&[]) {
+            // A trailing broadcast: the compact elements once, expanded on the tile.
+            if let Some(((compact, r), elem)) = &repeat {
+                if p.start % r == 0 && p.end % r == 0 && p.end > p.start {
+                    let src = self.operand_on(
+                        &v,
+                        compact,
+                        p.tile,
+                        (p.start / r, p.end / r),
+                        false,
+                        &mut copies,
+                        &mut scratch,
+                        &name,
+                    )?;
+                    let dst = Region::new(
+                        to_u32(p.offset, "offset")?,
+                        to_u32((p.end - p.start) * eb, "length")?,
+                    );
+                    self.b
+                        .note_vertex(p.tile, &name, u64::from(src.len) + u64::from(dst.len))?;
+                    let repeat = to_u32(*r, "repeat")?;
+                    work.push((
+                        p.tile,
+                        Vertex::Expand {
+                            elem: *elem,
+                            repeat,
+                            src,
+                            dst,
+                        },
+                    ));
+                    continue;
+                }
+            }
             let runs = access.runs(p.start, p.end);
             emit_runs(&mut copies, &v.layout, eb, &runs, p.tile, p.offset)?;
         }
-        let label = self.label(id);
-        self.push_stages(&label, copies, Vec::new());
+        self.push_stages(&name, copies, work);
+        self.free_scratch(scratch)?;
         self.define(id, layout, false)
     }
 
@@ -401,6 +497,7 @@ impl Ctx<'_> {
                 _ => return Err(self.unsupported(id, "unexpected operands")),
             };
             self.b.note_vertex(p.tile, &label, bytes)?;
+            work.extend(scratch.take_expansions());
             work.push((p.tile, vertex));
         }
         self.push_stages(&label, copies, work);

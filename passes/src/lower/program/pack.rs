@@ -44,6 +44,7 @@ pub fn vertex_cycles(v: &Vertex, target: &Target) -> u64 {
         }
         Vertex::Cast { src, dst, .. }
         | Vertex::Copy { src, dst }
+        | Vertex::Expand { src, dst, .. }
         | Vertex::Softmax { src, dst, .. } => {
             streamed(u64::from(src.len) + u64::from(dst.len))
                 * if matches!(v, Vertex::Softmax { .. }) {

@@ -73,6 +73,7 @@ impl Ctx<'_> {
                 &label,
                 u64::from(src_region.len) + u64::from(dst.len),
             )?;
+            work.extend(scratch.take_expansions());
             work.push((
                 p.tile,
                 Vertex::ReduceRows {

@@ -461,3 +461,50 @@ fn reductions_over_any_axes_match_the_evaluator() {
         }
     }
 }
+
+#[test]
+fn a_value_read_on_another_chip_crosses_the_link_once() {
+    // x (chip 0, after a gelu) feeds a matmul on chip 1 whose output columns are spread over
+    // many tiles, each needing all of x; and a per-row scale [6, 1] broadcast over the
+    // columns (expanded on the tiles). The link carries x and the scale once each.
+    let mut g = Graph::new("two_chips");
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let x = g.input("x", f(&[6, 8])).unwrap();
+    let scale = g.input("scale", f(&[6, 1])).unwrap();
+    let w = g.param("w", f(&[8, 64])).unwrap();
+    let h = g.add(Op::Unary(UnaryOp::Gelu), &[x], "a").unwrap();
+    let y = g
+        .add(
+            Op::MatMul {
+                transpose_a: false,
+                transpose_b: false,
+                half_partials: false,
+            },
+            &[h, w],
+            "b",
+        )
+        .unwrap();
+    let y = g.add(Op::Binary(BinaryOp::Mul), &[y, scale], "b").unwrap();
+    g.set_output("y", y).unwrap();
+    for id in g.topo_order() {
+        let stage = u32::from(g.node(id).scope == "b" || g.node(id).op.name() == "param");
+        g.node_mut(id).annot.stage = Some(stage);
+    }
+    let target = small_target(16, 64 * 1024);
+    let (params, inputs) = feeds(&g, 3);
+    let err = compare(&g, &target, 2, &params, &inputs);
+    assert!(err < 1e-5, "relative error {err}");
+    let opts = LowerOptions {
+        chips: 2,
+        ..LowerOptions::default()
+    };
+    let plan = lower_program(&g, &target, &opts).unwrap();
+    let inter: u64 = plan.costs.iter().map(|c| c.inter_chip_bytes).sum();
+    // gelu(x) is 6 × 8 f32; the scale input streams onto chip 0 (stage 0 by default).
+    let scale_bytes = if g.node(scale).annot.stage == Some(1) {
+        0
+    } else {
+        6 * 4
+    };
+    assert_eq!(inter, 6 * 8 * 4 + scale_bytes);
+}

@@ -246,6 +246,7 @@ pub fn lower_pipelined_with(
         {
             accumulate(&mut cx, a)?;
         }
+        cx.drop_landings()?;
         finish_segment(&mut cx, &an, seg, &boundaries, &per_micro, &mut part)?;
         for buf in restored {
             cx.free_buf_now(buf)?;

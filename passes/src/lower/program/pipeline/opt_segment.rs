@@ -60,6 +60,7 @@ pub(super) fn lower_optimizer(
     for &n in an.order.iter().filter(|n| an.seg.get(n) == Some(&seg)) {
         cx.lower_node(n)?;
     }
+    cx.drop_landings()?;
     // The new weights over the old.
     let mut copies = Vec::new();
     for (name, w) in &binding.writes {
