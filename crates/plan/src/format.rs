@@ -38,13 +38,26 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// Header plus `payload`.
 pub fn join(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&fnv1a64(payload).to_le_bytes());
+    let mut out = vec![0u8; HEADER_LEN];
     out.extend_from_slice(payload);
+    seal(&mut out);
     out
+}
+
+/// Writes the header into the first [`HEADER_LEN`] bytes of `file`, whose payload follows
+/// them: the plan is encoded straight after a reserved header, so that the payload (GBs for
+/// a large training plan) is never copied. `file` shorter than the header is left as is.
+pub fn seal(file: &mut [u8]) {
+    let Some((header, payload)) = file.split_at_mut_checked(HEADER_LEN) else {
+        return;
+    };
+    let len = (payload.len() as u64).to_le_bytes();
+    let sum = fnv1a64(payload).to_le_bytes();
+    // `header` is exactly HEADER_LEN = 7 + 4 + 8 + 8 bytes long.
+    header[..7].copy_from_slice(MAGIC);
+    header[7..11].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[11..19].copy_from_slice(&len);
+    header[19..27].copy_from_slice(&sum);
 }
 
 /// Reads a little-endian integer field at `at`.

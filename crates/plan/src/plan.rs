@@ -1,6 +1,6 @@
 //! [`Plan`] and its (de)serialisation.
 
-use crate::format::{join, split, FORMAT_VERSION};
+use crate::format::{seal, split, FORMAT_VERSION, HEADER_LEN};
 use crate::{CompileReport, PlanError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -72,8 +72,10 @@ impl Plan {
 
     /// The plan file's bytes: header and postcard payload.
     pub fn to_bytes(&self) -> Result<Vec<u8>, PlanError> {
-        let payload = postcard::to_stdvec(self).map_err(|e| PlanError::Encode(e.to_string()))?;
-        Ok(join(&payload))
+        let mut file = postcard::to_extend(self, vec![0u8; HEADER_LEN])
+            .map_err(|e| PlanError::Encode(e.to_string()))?;
+        seal(&mut file);
+        Ok(file)
     }
 
     /// A plan from a plan file's bytes; `origin` names the file in errors.
