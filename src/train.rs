@@ -17,12 +17,19 @@
 //! the optimizer's step count unchanged; the log says `skipped`), whatever the precision;
 //! dynamic scaling then halves the scale and doubles it after N clean steps. Stochastic
 //! rounding evaluates both graphs with a seed derived per step and micro-batch.
+//!
+//! On the tiles ([`Trainer::use_tiles`]) a step is either driven by the host
+//! ([`Trainer::step`]: the host feeds the moments, the step count and the loss scale) or one
+//! of `N` device iterations ([`Trainer::steps_on_device`], [`device`]): the optimizer graph
+//! then also computes the next step count and loss scale
+//! ([`tessera_passes::optim::counters`]), and the host only reads the anchors back.
 
 mod config;
+mod device;
 pub mod precision;
 pub mod tiles;
 
-pub use config::TrainConfig;
+pub use config::{TrainConfig, SCALE_FLOOR};
 
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +37,7 @@ use tessera_ir::eval::EvalOptions;
 use tessera_ir::{Graph, Tensor, TensorData, TensorType};
 use tessera_passes::autodiff::{autodiff, AutodiffOptions};
 use tessera_passes::mixed_precision::{all_finite, LossScaler, LOSS_SCALE_INPUT};
-use tessera_passes::optim::{build_optimizer_graph_with, AdamWConfig};
+use tessera_passes::optim::{add_device_counters, build_optimizer_graph_with, AdamWConfig};
 
 /// What one training step reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -66,6 +73,9 @@ pub struct Trainer {
     /// Training steps run, skipped ones included.
     iteration: usize,
     scaler: LossScaler,
+    /// Consecutive clean steps of dynamic loss scaling (the scaler's count, mirrored for
+    /// the optimizer on the tiles, which evolves it on the device).
+    clean_steps: u32,
     /// The gradient graph on the emulated tiles (`train --engine tiles`), if chosen.
     tiles: Option<tiles::TileStep>,
 }
@@ -97,17 +107,7 @@ impl Trainer {
         // transformers' Trainer grouping: no decay on biases and LayerNorm weights.
         let optim_params = tessera_passes::optim::trainer_optim_params(&grad_graph)?;
         let trainable: Vec<String> = optim_params.iter().map(|p| p.name.clone()).collect();
-        let adam = AdamWConfig {
-            lr: cfg.lr,
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            eps: cfg.eps,
-            weight_decay: cfg.weight_decay,
-            warmup_steps: cfg.warmup_steps() as u64,
-            total_steps: cfg.steps as u64,
-            grad_accum: cfg.grad_accum,
-            max_grad_norm: cfg.max_grad_norm,
-        };
+        let adam = cfg.adamw();
         let prec = precision::optim_precision(precision);
         let opt_graph = build_optimizer_graph_with(&optim_params, &adam, &prec)?;
         let mut moments = HashMap::new();
@@ -136,6 +136,7 @@ impl Trainer {
             step: 0,
             iteration: 0,
             scaler,
+            clean_steps: 0,
             tiles: None,
         })
     }
@@ -158,7 +159,10 @@ impl Trainer {
                  nearest even): pass --stochastic-rounding=false, or use --engine reference"
             );
         }
-        let t = tiles::TileStep::new(&self.grad_graph, &self.opt_graph, setup)?;
+        // The tiles' optimizer also computes the next step count and loss scale, so that
+        // device loops can evolve them without the host.
+        let opt = add_device_counters(&self.opt_graph, self.cfg.scale_rule())?;
+        let t = tiles::TileStep::new(&self.grad_graph, &opt, setup)?;
         if t.micro_batches() != self.cfg.grad_accum {
             bail!(
                 "the tile step takes {} micro-batches (replicas × gradient accumulation) but the \
@@ -294,22 +298,28 @@ impl Trainer {
                 None => skipped = true,
             }
         }
-        Ok(self.finish_step(loss, samples, skipped, (lr, grad_norm), start))
+        let secs = start.elapsed().as_secs_f64();
+        Ok(self.finish_step(loss, samples, skipped, (lr, grad_norm), secs))
     }
 
-    /// The log of a finished step (`loss`: summed over its micro-batches); the loss scale
-    /// moves on (backs off after a skipped step).
+    /// The log of a finished step (`loss`: summed over its micro-batches; `secs`: its wall
+    /// time); the loss scale moves on (backs off after a skipped step).
     fn finish_step(
         &mut self,
         loss: f64,
         samples: usize,
         skipped: bool,
         (lr, grad_norm): (f64, f64),
-        start: std::time::Instant,
+        secs: f64,
     ) -> StepLog {
         let update = self.scaler.update(skipped);
+        self.clean_steps = if skipped || update.next_scale > update.used_scale {
+            0
+        } else {
+            self.clean_steps.saturating_add(1)
+        };
         self.iteration += 1;
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let secs = secs.max(1e-9);
         StepLog {
             step: self.iteration,
             loss: loss / self.cfg.grad_accum as f64,
@@ -319,40 +329,6 @@ impl Trainer {
             samples_per_second: samples as f64 / secs,
             grad_norm,
         }
-    }
-
-    /// One step on the tiles: every micro-batch of every replica through the pipeline, the
-    /// all-reduce, and the optimizer on the tiles (its state streamed from and back to the
-    /// host); the host keeps the results (weights for checkpoints, moments between steps).
-    fn step_on_tiles(
-        &mut self,
-        mut next: impl FnMut() -> Result<HashMap<String, Tensor>>,
-        start: std::time::Instant,
-    ) -> Result<StepLog> {
-        let mut feeds = Vec::with_capacity(self.cfg.grad_accum);
-        let mut samples = 0;
-        let scale = Tensor::scalar_f32(self.scaler.scale() as f32);
-        for _ in 0..self.cfg.grad_accum {
-            let mut inputs = next()?;
-            samples += inputs
-                .get("labels")
-                .and_then(|t| t.shape().first().copied())
-                .unwrap_or(1);
-            if self.grad_graph.input_by_name(LOSS_SCALE_INPUT).is_ok() {
-                inputs.insert(LOSS_SCALE_INPUT.to_string(), scale.clone());
-            }
-            feeds.push(inputs);
-        }
-        let mut opt_feeds = self.moments.clone();
-        opt_feeds.insert("step".into(), Tensor::scalar_f32(self.step as f32));
-        opt_feeds.insert("loss_scale".into(), scale);
-        let t = self.tiles.as_mut().context("no tile step")?;
-        let r = t.run(&self.params, &feeds, &opt_feeds)?;
-        let loss: f64 = r.losses.iter().sum();
-        let applied = self.apply_optimizer_outputs(r.optimizer)?;
-        let skipped = applied.is_none();
-        let (lr, grad_norm) = applied.unwrap_or((self.adam.lr_at(self.step as u64), f64::NAN));
-        Ok(self.finish_step(loss, samples, skipped, (lr, grad_norm), start))
     }
 
     /// Runs the optimizer graph on the summed gradients and keeps its results; returns the

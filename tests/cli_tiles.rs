@@ -360,7 +360,10 @@ fn bad_plans_and_inputs_are_clear_errors() {
     );
     let (got, want) = (load(&got), load(&want));
     assert!(rel_err(&got["loss"], &want["loss"]) < 1e-5);
-    assert_eq!(got.len(), want.len());
+    // The plan carries the optimizer: the updated weights and its state come with the
+    // reference's loss and gradients.
+    assert!(want.keys().all(|k| got.contains_key(k)));
+    assert!(got.keys().any(|k| k.starts_with("param.")));
     let info = tessera_ok(&["inspect", train_plan.to_str().unwrap()]);
     assert!(info.contains("supersteps"), "{info}");
     let graph_only = d.join("graph-only.tsp");

@@ -1,22 +1,33 @@
 //! `tessera compile MODEL [--train] [--ipu-config F] [--ipus N] [--placement ...]
 //! [--recompute ...] [--precision ...] [--matmul-proportion F] [--allow-oom] [--seed S]
-//! [--seq-len S --num-objects N --micro-batch B] -o PLAN [--json]`: compile a model to a
-//! plan and print its stage table and, for forward plans, its tile program's summary.
+//! [--seq-len S --num-objects N --micro-batch B] [--lr LR --weight-decay WD --warmup-ratio R
+//! --steps N] -o PLAN [--json]`: compile a model to a plan and print its stage table and its
+//! tile program's summary.
 //!
 //! The flags are [`CompileFlags`] (shared with `run --engine tiles`). `--precision fp16`
 //! runs the mixed-precision pass on the forward graph (configured as `tessera train`
-//! configures it). Forward plans are lowered to tiles; a tile out of memory fails the compile
-//! and writes nothing, unless `--allow-oom`. Training plans have no tile program yet.
+//! configures it). Plans are lowered to tiles; a tile out of memory fails the compile and
+//! writes nothing, unless `--allow-oom`. A training plan (`--train`) is lowered as a
+//! pipeline with the optimizer as its last segment: AdamW as `tessera train` runs it on the
+//! tiles (betas 0.9/0.999, eps 1e-8, no clipping, Trainer's weight-decay grouping, the
+//! precision's moment types, the non-finite guard and the device counters), with `--lr`,
+//! `--weight-decay`, `--warmup-ratio` and `--steps` (the schedule's length) defaulting to
+//! `tessera train`'s, and gradients averaged over the plan's replicas × gradient
+//! accumulation micro-batches.
 
 use super::compile_flags::{build_plan, CompileFlags, Subject};
 use super::precision::PrecisionArgs;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use tessera::compile::report_text;
+use tessera::compile::{lower_tiles_with, report_text, TileOptions};
 use tessera::model;
 use tessera::plan_info::{plan_info, tiles_text};
+use tessera::train::tiles::tile_optimizer_graph;
+use tessera::train::TrainConfig;
 use tessera_lxmert::{BuildOptions, Shapes};
+use tessera_passes::mixed_precision::PrecisionConfig;
+use tessera_plan::Plan;
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
@@ -44,12 +55,64 @@ pub struct CompileArgs {
     /// (recorded in the plan).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Peak learning rate of a training plan's optimizer step [default: 1e-3, as `train`].
+    #[arg(long, value_name = "LR")]
+    lr: Option<f64>,
+    /// Decoupled weight decay of a training plan's optimizer (not on biases and LayerNorm
+    /// weights) [default: 0.01, as `train`].
+    #[arg(long, value_name = "WD")]
+    weight_decay: Option<f64>,
+    /// Fraction of the schedule's steps with linear warmup [default: 0.1, as `train`; the
+    /// first step's learning rate is then 0].
+    #[arg(long, value_name = "R")]
+    warmup_ratio: Option<f64>,
+    /// Optimizer steps of the run a training plan's learning-rate schedule is for (it decays
+    /// to 0 at the end) [default: 100, as `train`].
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
     /// Where to write the plan (atomically).
     #[arg(short, long)]
     output: PathBuf,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// The hyper-parameters of a training plan's optimizer (`None` for a forward plan, whose
+/// optimizer flags are warned about).
+fn optimizer_config(
+    a: &CompileArgs,
+    plan: &Plan,
+    precision: Option<&PrecisionConfig>,
+) -> Result<Option<TrainConfig>> {
+    if !a.train {
+        let given = [
+            ("--lr", a.lr.is_some()),
+            ("--weight-decay", a.weight_decay.is_some()),
+            ("--warmup-ratio", a.warmup_ratio.is_some()),
+            ("--steps", a.steps.is_some()),
+        ];
+        for (flag, _) in given.iter().filter(|(_, g)| *g) {
+            eprintln!("warning: {flag} sets a training plan's optimizer (--train); ignored");
+        }
+        return Ok(None);
+    }
+    let ipu = plan.ipu_config()?;
+    // `tessera train`'s defaults.
+    let cfg = TrainConfig {
+        steps: a.steps.unwrap_or(100),
+        grad_accum: ipu.gradient_accumulation_steps * ipu.replication_factor,
+        lr: a.lr.unwrap_or(1e-3),
+        warmup_ratio: a.warmup_ratio.unwrap_or(0.1),
+        weight_decay: a.weight_decay.unwrap_or(0.01),
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        max_grad_norm: None,
+        precision: precision.cloned(),
+    };
+    cfg.validate()?;
+    Ok(Some(cfg))
 }
 
 pub fn compile_cmd(a: CompileArgs) -> Result<()> {
@@ -73,9 +136,33 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
         seq_len: a.seq_len,
         num_objects: a.num_objects,
     };
-    let (plan, notes) = build_plan(&subject, a.seed, &opts, &tiles, || {
+    // `build_plan` (shared with `run`) stops before the tiles: a training plan is lowered here,
+    // with the optimizer.
+    let graph_only = TileOptions {
+        skip: true,
+        ..tiles
+    };
+    let (mut plan, mut notes) = build_plan(&subject, a.seed, &opts, &graph_only, || {
         spec.graph(&lxmert_shapes, &BuildOptions::default())
     })?;
+    let optimizer = optimizer_config(&a, &plan, precision.as_ref())?;
+    if !tiles.skip {
+        let graph = match &optimizer {
+            Some(cfg) => Some(tile_optimizer_graph(&plan.graph, cfg)?),
+            None => None,
+        };
+        notes.extend(lower_tiles_with(&mut plan, &tiles, graph.as_ref())?);
+        if let Some(cfg) = &optimizer {
+            notes.push(format!(
+                "optimizer on the tiles after the flush: AdamW, lr {:e}, weight decay {},                  warmup {} of {} steps, gradients averaged over {} micro-batches",
+                cfg.lr,
+                cfg.weight_decay,
+                cfg.warmup_steps(),
+                cfg.steps,
+                cfg.grad_accum
+            ));
+        }
+    }
     plan.save(&a.output)?;
     for n in &notes {
         eprintln!("note: {n}");

@@ -5,7 +5,8 @@
 //! with the compile flags and run on the emulated tiles (`--engine tiles`, [`tiles`]); a
 //! plan file (recognised by its magic, whatever its name) runs on the tiles. `--repeat N`
 //! runs the step N times in one process and writes the last run's outputs; the wall time
-//! of the runs goes to stderr.
+//! of the runs goes to stderr. A training plan compiled with the optimizer (`tessera compile
+//! --train`) runs a whole training step, the weight update included ([`train_step`]).
 //!
 //! With `--precision fp16` the `mixed-precision` pass runs on the forward graph (before the
 //! loss and autodiff with `--train`); the weights are cast to the graph's parameter types,
@@ -13,6 +14,7 @@
 //! written unscaled, in f32.
 
 mod tiles;
+mod train_step;
 
 use super::compile_flags::CompileFlags;
 use super::precision::PrecisionArgs;

@@ -5,6 +5,11 @@
 //!
 //! The log has one JSON line per step with `loss_scale` and `skipped` (a step whose
 //! gradients overflowed is skipped and its weights left untouched).
+//!
+//! With `--engine tiles --device-iterations N` (N > 1) the steps run in device loops of N
+//! ([`Trainer::steps_on_device`]; the last loop is shorter when `--steps` is not a multiple
+//! of N), logged step by step from the loop's anchors exactly as host-driven steps are. The
+//! reference engine ignores device iterations.
 
 use super::compile_flags::{CompileFlags, Subject};
 use super::precision::{describe, PrecisionArgs};
@@ -16,7 +21,7 @@ use std::path::PathBuf;
 use tessera::compile::{matmul_proportion, CompileOptions};
 use tessera::data::{DataSource, SyntheticShape};
 use tessera::train::tiles::TileSetup;
-use tessera::train::{TrainConfig, Trainer};
+use tessera::train::{StepLog, TrainConfig, Trainer};
 use tessera::{feeds, model};
 use tessera_cost::CostOptions;
 use tessera_lxmert::BuildOptions;
@@ -30,7 +35,9 @@ pub struct TrainArgs {
     /// Initial weights (default: the model directory's, else seeded random initialisation).
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Optimizer steps.
+    /// Optimizer steps. With --engine tiles they run in device loops of --device-iterations
+    /// steps each (the last loop shorter when --steps is not a multiple of it); the reference
+    /// engine runs one step per host call whatever --device-iterations says.
     #[arg(long, default_value_t = 100)]
     steps: usize,
     /// Samples per micro-batch.
@@ -72,8 +79,9 @@ pub struct TrainArgs {
     #[command(flatten)]
     precision: PrecisionArgs,
     /// Where the training step runs: the reference evaluator, or the emulated IPU tiles as a
-    /// pipeline over the replica's IPUs (fp32, or fp16 without stochastic rounding; the optimizer
-    /// runs on the host either way).
+    /// pipeline over the replica's IPUs with the optimizer on the tiles (fp32, or fp16 without
+    /// stochastic rounding). Only the tiles run device loops (--device-iterations N: N steps
+    /// per host call; the reference engine ignores it).
     #[arg(long, value_enum, default_value_t = TrainEngine::Reference)]
     engine: TrainEngine,
     /// Parallelism, placement, recomputation and target, as `tessera compile` takes them
@@ -117,6 +125,36 @@ fn tile_setup(copts: &CompileOptions, proportion_flag: Option<f64>) -> Result<Ti
     })
 }
 
+/// Shows a finished step on the progress bar, in the JSON log and (under `--quiet`) as a
+/// `step N  loss L ...` line.
+fn report_step(
+    s: &StepLog,
+    bar: &ProgressBar,
+    log: Option<&mut std::io::BufWriter<std::fs::File>>,
+    quiet: bool,
+) -> Result<()> {
+    let skipped = if s.skipped {
+        "  skipped (inf/NaN gradients)"
+    } else {
+        ""
+    };
+    bar.set_message(format!(
+        "loss {:.4}  lr {:.2e}  scale {}  {:.1} samples/s{skipped}",
+        s.loss, s.lr, s.loss_scale, s.samples_per_second
+    ));
+    bar.inc(1);
+    if let Some(w) = log {
+        writeln!(w, "{}", serde_json::to_string(s)?)?;
+    }
+    if quiet {
+        eprintln!(
+            "step {:>5}  loss {:.6}  lr {:.3e}  loss_scale {}{skipped}",
+            s.step, s.loss, s.lr, s.loss_scale
+        );
+    }
+    Ok(())
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let spec = model::resolve(&a.model)?;
     let config = spec
@@ -138,6 +176,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
         .options(&subject, a.precision.ipu_config.as_deref())?;
     let ipu = copts.ipu_config.clone();
     let (grad_accum, replicas) = (ipu.gradient_accumulation_steps, ipu.replication_factor);
+    if ipu.device_iterations == 0 {
+        anyhow::bail!("--device-iterations must be at least 1, got 0");
+    }
+    // Steps per host call: device loops on the tiles only.
+    let loop_len = match a.engine {
+        TrainEngine::Tiles => ipu.device_iterations,
+        TrainEngine::Reference => 1,
+    };
     let cfg = TrainConfig {
         steps: a.steps,
         grad_accum: grad_accum * replicas,
@@ -196,12 +242,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
         eprintln!(
             "training step on {} emulated {} chip(s) per replica × {} replica(s), {} \
-             micro-batches per replica and step, recompute {}, optimizer on the tiles: {steps} supersteps in the step program",
+             micro-batches per replica and step, recompute {}, optimizer on the tiles: {steps} supersteps in the step program; {}",
             p.stages,
             setup.target.name,
             p.replicas,
             p.grad_accum,
             copts.recompute.name(),
+            if loop_len > 1 {
+                format!("device loops of {loop_len} steps (moments in streaming memory, step count and loss scale on the device)")
+            } else {
+                "one step per host call".to_string()
+            },
         );
     }
     let mut log = match &a.log {
@@ -229,35 +280,26 @@ pub fn train(a: TrainArgs) -> Result<()> {
     );
     let mut pending = Some(first);
     let mut skipped_steps = 0usize;
-    for _ in 0..a.steps {
-        let s = trainer.step(|| {
-            let f = match pending.take() {
-                Some(f) => f,
-                None => next()?,
-            };
-            let mut inputs = f.inputs;
-            inputs.insert("labels".into(), f.labels.context("batch without labels")?);
-            Ok(inputs)
-        })?;
-        skipped_steps += usize::from(s.skipped);
-        let skipped = if s.skipped {
-            "  skipped (inf/NaN gradients)"
-        } else {
-            ""
+    let mut batch = || {
+        let f = match pending.take() {
+            Some(f) => f,
+            None => next()?,
         };
-        bar.set_message(format!(
-            "loss {:.4}  lr {:.2e}  scale {}  {:.1} samples/s{skipped}",
-            s.loss, s.lr, s.loss_scale, s.samples_per_second
-        ));
-        bar.inc(1);
-        if let Some(w) = log.as_mut() {
-            writeln!(w, "{}", serde_json::to_string(&s)?)?;
-        }
-        if a.quiet {
-            eprintln!(
-                "step {:>5}  loss {:.6}  lr {:.3e}  loss_scale {}{skipped}",
-                s.step, s.loss, s.lr, s.loss_scale
-            );
+        let mut inputs = f.inputs;
+        inputs.insert("labels".into(), f.labels.context("batch without labels")?);
+        Ok(inputs)
+    };
+    let mut done = 0;
+    while done < a.steps {
+        let logs = if loop_len > 1 {
+            trainer.steps_on_device(loop_len.min(a.steps - done), &mut batch)?
+        } else {
+            vec![trainer.step(&mut batch)?]
+        };
+        done += logs.len().max(1);
+        for s in logs {
+            skipped_steps += usize::from(s.skipped);
+            report_step(&s, &bar, log.as_mut(), a.quiet)?;
         }
     }
     bar.finish();

@@ -12,7 +12,8 @@
 //!    says does not fit is placed without that bound (with a warning), since the tile
 //!    lowering checks memory exactly;
 //! 5. the [`tessera_plan::CompileReport`] (stage table, predicted samples/s, timings) and the [`Plan`];
-//! 6. for forward plans, [`lower_tiles`] (called after [`compile`]) adds the tile program.
+//! 6. [`lower_tiles`] (called after [`compile`]) adds the tile program; for training plans
+//!    [`lower_tiles_with`] can add the optimizer step to it.
 //!
 //! The transform list is how passes that are not part of this driver plug in: each is a
 //! named function from graph to graph, verified after it runs.
@@ -21,7 +22,7 @@ mod report;
 mod tiles;
 
 pub use report::{report_text, stage_rows};
-pub use tiles::{lower_tiles, matmul_proportion, TileOptions};
+pub use tiles::{lower_tiles, lower_tiles_with, matmul_proportion, TileOptions};
 
 use anyhow::{Context, Result};
 use std::time::Instant;

@@ -9,11 +9,14 @@
 //! the plan keeps the report ([`TilePlan::oom`]) and cannot be run. Training plans are lowered
 //! as pipelines ([`tessera_passes::lower::program::pipeline::lower_pipelined`]): each stage's
 //! forward and backward as segments of PopART's schedule, with stashes for the micro-batches
-//! in flight and gradient accumulators on the tiles.
+//! in flight and gradient accumulators on the tiles; [`lower_tiles_with`] adds the optimizer
+//! graph as the pipeline's last segment (`tessera compile --train` does), so the plan runs a
+//! whole training step: the gradients, then the weight update on the tiles.
 
 use anyhow::{bail, Result};
 use std::time::Instant;
-use tessera_passes::lower::program::pipeline::lower_pipelined;
+use tessera_ir::Graph;
+use tessera_passes::lower::program::pipeline::lower_pipelined_with;
 use tessera_passes::lower::program::{lower_program, LowerOptions, TilePlan};
 use tessera_passes::lower::LowerError;
 use tessera_plan::{PassTiming, Plan};
@@ -60,6 +63,16 @@ pub fn matmul_proportion(cfg: &IpuConfig, flag: Option<f64>) -> Result<(f64, Opt
 
 /// Lowers `plan` to tiles (a training plan as a pipeline) and stores the tile program in it. Returns the matmul-proportion note of [`matmul_proportion`], if any.
 pub fn lower_tiles(plan: &mut Plan, opts: &TileOptions) -> Result<Option<String>> {
+    lower_tiles_with(plan, opts, None)
+}
+
+/// [`lower_tiles`] with the optimizer graph `optimizer` run on the tiles after the flush of a
+/// training plan (ignored for forward plans).
+pub fn lower_tiles_with(
+    plan: &mut Plan,
+    opts: &TileOptions,
+    optimizer: Option<&Graph>,
+) -> Result<Option<String>> {
     if opts.skip {
         plan.tiles = None;
         return Ok(None);
@@ -72,7 +85,7 @@ pub fn lower_tiles(plan: &mut Plan, opts: &TileOptions) -> Result<Option<String>
         matmul_proportion: proportion,
     };
     let lowered = if plan.report.settings.train {
-        lower_pipelined(&plan.graph, &plan.target, &lower)
+        lower_pipelined_with(&plan.graph, optimizer, &plan.target, &lower)
     } else {
         lower_program(&plan.graph, &plan.target, &lower)
     };

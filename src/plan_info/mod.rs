@@ -1,9 +1,13 @@
 //! What `tessera inspect plan.tsp` and the tile part of `tessera compile`'s summary show
 //! about a plan: the model and target, and for plans with a tile program the supersteps,
 //! vertices by kind, exchange, estimated cycles and time, per-chip tile memory, the
-//! pipeline of a training plan (stages, segments, stash rings and slots), and the costliest
-//! supersteps. [`PlanInfo`] is plain data (its JSON is `inspect --json`), so the
+//! pipeline of a training plan (stages, segments, stash rings and slots, the optimizer
+//! segment: [`optimizer`]), and the costliest supersteps. [`PlanInfo`] is plain data (its JSON is `inspect --json`), so the
 //! figures can be tested without a process; [`PlanInfo::to_text`] and [`tiles_text`] print it.
+
+mod optimizer;
+
+pub use optimizer::{optimizer_line, optimizer_summary, OptimizerSummary};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -78,6 +82,8 @@ pub struct PipelineSummary {
     pub stash_bytes: u64,
     /// Bytes of gradient accumulators over all tiles.
     pub gradient_bytes: u64,
+    /// The optimizer segment, when the optimizer runs on the tiles.
+    pub optimizer: Option<OptimizerSummary>,
 }
 
 /// Tile memory of a plan.
@@ -181,6 +187,7 @@ pub fn tile_info(t: &TilePlan) -> TileInfo {
                 // Both are always live, so each tile's peak holds all of them.
                 stash_bytes: t.memory.iter().map(|m| m.at_peak.stash).sum(),
                 gradient_bytes: t.memory.iter().map(|m| m.at_peak.gradients).sum(),
+                optimizer: optimizer_summary(t, p),
             }
         }),
     }
@@ -276,6 +283,14 @@ pub fn tiles_text(t: &TileInfo) -> String {
             thousands(p.stash_bytes),
             thousands(p.gradient_bytes)
         );
+        match &p.optimizer {
+            Some(o) => {
+                let _ = writeln!(out, "{}", optimizer_line(o));
+            }
+            None => {
+                let _ = writeln!(out, "optimizer: not in the plan (the host runs it)");
+            }
+        }
     }
     let cap = t.memory.capacity;
     for c in &t.memory.chips {

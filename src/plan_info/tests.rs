@@ -88,8 +88,8 @@ fn figures_follow_the_plan() {
     assert!(info.pipeline.is_none() && !text.contains("pipeline:"));
 }
 
-#[test]
-fn a_pipelined_plan_shows_its_stash() {
+/// `plan()` with a two-stage pipeline whose F0 keeps a ring of 3 slots and F1 one of 2.
+fn pipelined() -> TilePlan {
     use tessera_passes::lower::program::pipeline::{
         PipelineProgram, Schedule, SegmentProgram, StashCopies,
     };
@@ -109,7 +109,6 @@ fn a_pipelined_plan_shows_its_stash() {
                 kind,
                 run: i..i + 1,
                 restores: Vec::new(),
-                // F0 keeps a ring of 3 slots, F1 one of 2.
                 save: [Some(ring(0, 3)), Some(ring(1, 2)), None, None][i].clone(),
             }
         })
@@ -132,7 +131,12 @@ fn a_pipelined_plan_shows_its_stash() {
         m.at_peak.stash = 10 * i as u64;
         m.at_peak.gradients = 4;
     }
-    let info = tile_info(&p);
+    p
+}
+
+#[test]
+fn a_pipelined_plan_shows_its_stash() {
+    let info = tile_info(&pipelined());
     let want = PipelineSummary {
         stages: 2,
         segments: 4,
@@ -141,11 +145,57 @@ fn a_pipelined_plan_shows_its_stash() {
         // 10 · (0 + 1 + … + 7), 8 tiles × 4.
         stash_bytes: 280,
         gradient_bytes: 32,
+        optimizer: None,
     };
     assert_eq!(info.pipeline, Some(want));
     let text = tiles_text(&info);
     assert!(
         text.contains("pipeline: 2 stages, 4 segments; stash: 2 ring(s), 5 slot(s), 280 bytes"),
+        "{text}"
+    );
+    assert!(text.contains("optimizer: not in the plan"), "{text}");
+}
+
+#[test]
+fn a_plan_with_the_optimizer_on_the_tiles_shows_it() {
+    use tessera_passes::lower::program::HostTensor;
+    let mut p = pipelined();
+    let pl = p.pipeline.as_mut().unwrap();
+    // Supersteps 8..11: compute 0, 100, 200 (100·(i mod 4)), each + 10 exchange + 5 sync.
+    pl.optimizer = Some(8..11);
+    let state = |name: &str, dtype, n| HostTensor {
+        name: name.into(),
+        ty: TensorType::new(dtype, vec![n]),
+        buffer: 0,
+    };
+    pl.optimizer_state = vec![
+        state("adam_m.w", DType::F16, 32),
+        state("adam_v.w", DType::F32, 32),
+    ];
+    pl.optimizer_outputs = ["param.w", "adam_m.w", "adam_v.w", "lr", "step_next"]
+        .map(String::from)
+        .to_vec();
+    pl.optimizer_only = vec!["step".into()];
+    let o = tile_info(&p).pipeline.unwrap().optimizer.unwrap();
+    assert_eq!(
+        o,
+        OptimizerSummary {
+            supersteps: 3,
+            cycles: 300 + 3 * 15,
+            updated_weights: 1,
+            state_tensors: 2,
+            // 32 × 2 + 32 × 4.
+            state_bytes: 192,
+            inputs: vec!["step".into()],
+            device_counters: vec!["step_next".into()],
+        }
+    );
+    let text = tiles_text(&tile_info(&p));
+    assert!(
+        text.contains(
+            "optimizer after the flush: 3 supersteps, 345 cycles; updates 1 weights in place; \
+             streams 2 state tensors (192 bytes) in and out; reads step; device counters step_next"
+        ),
         "{text}"
     );
 }

@@ -1,7 +1,12 @@
 //! Hyper-parameters of a training run and their checking (errors name the flag).
 
 use anyhow::{bail, Result};
-use tessera_passes::mixed_precision::PrecisionConfig;
+use tessera_passes::mixed_precision::{LossScaling, PrecisionConfig};
+use tessera_passes::optim::{AdamWConfig, ScaleRule};
+
+/// The smallest loss scale dynamic scaling backs off to (the host
+/// [`tessera_passes::mixed_precision::LossScaler`]'s).
+pub const SCALE_FLOOR: f64 = 1.0;
 
 /// Hyper-parameters of a training run.
 #[derive(Debug, Clone)]
@@ -66,6 +71,32 @@ impl TrainConfig {
     /// Warmup steps: `ceil(steps * warmup_ratio)`, as transformers' `get_warmup_steps`.
     pub fn warmup_steps(&self) -> usize {
         (self.steps as f64 * self.warmup_ratio).ceil() as usize
+    }
+
+    /// The optimizer's hyper-parameters.
+    pub fn adamw(&self) -> AdamWConfig {
+        AdamWConfig {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            warmup_steps: self.warmup_steps() as u64,
+            total_steps: self.steps as u64,
+            grad_accum: self.grad_accum,
+            max_grad_norm: self.max_grad_norm,
+        }
+    }
+
+    /// How the loss scale moves from step to step (for the optimizer's device counters).
+    pub fn scale_rule(&self) -> ScaleRule {
+        match self.precision.as_ref().map(|c| c.loss_scaling) {
+            Some(LossScaling::Dynamic(d)) => ScaleRule::Dynamic {
+                growth_interval: d.growth_interval,
+                floor: SCALE_FLOOR,
+            },
+            _ => ScaleRule::Fixed,
+        }
     }
 }
 

@@ -11,16 +11,41 @@
 //! added on the host and streamed back into the accumulators), and the optimizer runs on the
 //! tiles: its Adam moments live off chip and are streamed onto the tiles for the update and
 //! back (`optimizer_state_offchip`), the updated weights stay on the tiles.
+//!
+//! [`TileStep::run`] is one step per host call (the host feeds the optimizer state and the
+//! step's scalars); [`TileStep::run_loop`] runs several steps per call as a device loop
+//! ([`PipelineSession::device_loop`]): the state stays in the session's streaming memory
+//! from one loop to the next, and the step count and loss scale evolve on the device.
 
+use super::precision::optim_precision;
+use super::TrainConfig;
 use anyhow::{Context, Result};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use tessera_ir::{Graph, Tensor};
-use tessera_passes::lower::program::pipeline::{lower_pipelined_with, PipelineSession};
+use tessera_passes::lower::program::pipeline::{
+    lower_pipelined_with, DeviceLoop, LoopShape, PipelineSession,
+};
 use tessera_passes::lower::program::{HostTensor, LowerOptions, TilePlan};
+use tessera_passes::optim::{
+    add_device_counters, build_optimizer_graph_with, trainer_optim_params,
+};
 use tessera_passes::{pipeline, PipelineConfig};
 use tessera_runtime::TraceMode;
 use tessera_target::Target;
+
+/// The optimizer graph a tile plan runs after the flush, for the training graph
+/// `grad_graph` under `cfg`: the reference engine's (AdamW with the schedule, Trainer's
+/// weight-decay grouping, the storage types of `cfg`'s precision, the non-finite guard),
+/// with the device counters (`step_next`, and with dynamic loss scaling `loss_scale_next`
+/// and `clean_steps_next`) that let device loops run it without the host.
+pub fn tile_optimizer_graph(grad_graph: &Graph, cfg: &TrainConfig) -> Result<Graph> {
+    cfg.validate()?;
+    let params = trainer_optim_params(grad_graph)?;
+    let prec = optim_precision(cfg.precision.as_ref());
+    let g = build_optimizer_graph_with(&params, &cfg.adamw(), &prec)?;
+    Ok(add_device_counters(&g, cfg.scale_rule())?)
+}
 
 /// How the training step is placed and lowered.
 #[derive(Debug, Clone)]
@@ -43,6 +68,9 @@ pub struct TileStep {
     /// Whether the weights were streamed onto the tiles (once: the optimizer updates them
     /// there).
     loaded: bool,
+    /// Whether the session's streaming memory holds the optimizer state (after a device
+    /// loop; a host-driven step hands the state back to the host).
+    streaming: bool,
 }
 
 impl std::fmt::Debug for TileStep {
@@ -89,6 +117,7 @@ impl TileStep {
             grad_accum: p.grad_accum.max(1) as usize,
             plan,
             loaded: false,
+            streaming: false,
         })
     }
 
@@ -116,12 +145,9 @@ impl TileStep {
         micro_batches: &[HashMap<String, Tensor>],
         optimizer: &HashMap<String, Tensor>,
     ) -> Result<TileStepResult> {
-        if !self.loaded {
-            self.session
-                .load(&cast_to_plan(&self.plan.params, params))
-                .context("streaming the weights onto the tiles")?;
-            self.loaded = true;
-        }
+        self.ensure_loaded(params)?;
+        // From now on the host holds the optimizer state.
+        self.streaming = false;
         let replicas: Vec<&[HashMap<String, Tensor>]> =
             micro_batches.chunks(self.grad_accum).collect();
         let out = self
@@ -139,6 +165,46 @@ impl TileStep {
             losses,
             optimizer: out.optimizer,
         })
+    }
+}
+
+impl TileStep {
+    /// Streams `params` onto the tiles unless they are there already.
+    fn ensure_loaded(&mut self, params: &HashMap<String, Tensor>) -> Result<()> {
+        if !self.loaded {
+            self.session
+                .load(&cast_to_plan(&self.plan.params, params))
+                .context("streaming the weights onto the tiles")?;
+            self.loaded = true;
+        }
+        Ok(())
+    }
+
+    /// `iterations` steps as one device loop: `micro_batches` holds `iterations ×`
+    /// [`TileStep::micro_batches`] feeds (step after step, replica-major within a step;
+    /// without the loss scale, which comes from the device). The streaming memory is
+    /// initialised from `state()` (the optimizer state and the step's scalars by name) when
+    /// the host holds the state, i.e. before the first loop and after a host-driven step.
+    pub fn run_loop(
+        &mut self,
+        params: &HashMap<String, Tensor>,
+        micro_batches: &[HashMap<String, Tensor>],
+        iterations: usize,
+        state: impl FnOnce() -> HashMap<String, Tensor>,
+    ) -> Result<DeviceLoop> {
+        self.ensure_loaded(params)?;
+        if !self.streaming {
+            self.session
+                .init_streaming_memory(&state())
+                .context("initialising the streaming memory")?;
+            self.streaming = true;
+        }
+        let shape = LoopShape {
+            iterations,
+            replicas: self.replicas,
+            grad_accum: self.grad_accum,
+        };
+        Ok(self.session.device_loop(shape, micro_batches)?)
     }
 }
 

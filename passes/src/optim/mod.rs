@@ -8,15 +8,20 @@
 //! torch's single-tensor `AdamW` and `clip_grad_norm_` and transformers'
 //! `get_linear_schedule_with_warmup` step by step; see [`build_optimizer_graph`] and [`schedule`].
 //!
+//! [`counters`] adds the per-step scalars that a device loop evolves on the tiles (the step
+//! count, the dynamic loss scale) as outputs of the same graph.
+//!
 //! [`trainer_optim_params`] derives the parameter list from a differentiated graph with
 //! transformers Trainer's grouping (no weight decay for biases and normalisation weights).
 
 mod adamw;
+pub mod counters;
 mod groups;
 mod precision;
 pub mod schedule;
 
 pub use adamw::{build_optimizer_graph, build_optimizer_graph_with};
+pub use counters::{add_device_counters, ScaleRule};
 pub use groups::{trainer_decays, trainer_optim_params};
 pub use precision::OptimPrecision;
 
@@ -142,6 +147,14 @@ pub enum OptimError {
         output: String,
         /// The graph's name.
         graph: String,
+    },
+    /// The device counters cannot be added to an optimizer graph.
+    #[error("device counters for optimizer graph @{graph}: {reason}")]
+    Counters {
+        /// The optimizer graph's name.
+        graph: String,
+        /// What is wrong.
+        reason: String,
     },
     /// Building the graph failed (e.g. two parameters with the same name).
     #[error("building the optimizer graph: {0}")]

@@ -7,7 +7,8 @@
 //! naming it. Weights are the model's defaults (a model directory's weights, or the seeded
 //! initialisation — for a plan, with the seed it was compiled with) unless `--weights`, cast
 //! to the plan's parameter types. A training plan runs its pipelined step for one
-//! micro-batch (loss and gradients).
+//! micro-batch (loss and gradients); a plan compiled with the optimizer then updates the
+//! weights on the tiles ([`super::train_step`]).
 
 use super::super::compile_flags::{build_plan, Subject};
 use super::super::precision::Precision;
@@ -35,9 +36,19 @@ fn execute(
     precision: &str,
 ) -> Result<()> {
     let weights = params_for_graph(graph, params);
-    // A loss-scaled training step takes its scale as an input: the plan's (static, or the
-    // dynamic scale's initial value); the gradients come out divided by it, as the reference
-    // engine's.
+    let (scale, feeds) = scaled_feeds(graph, inputs, precision);
+    let run = run_tiles(tiles, &weights, &feeds, repeat(a)?)?;
+    let outputs = unscaled(run.outputs, scale)?;
+    finish(a, outputs, "tile emulator", run.runs, run.elapsed)
+}
+
+/// A loss-scaled training step takes its scale as an input: the plan's (static, or the
+/// dynamic scale's initial value). Returns it (if the graph takes one) and `inputs` with it.
+pub(super) fn scaled_feeds(
+    graph: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    precision: &str,
+) -> (Option<f64>, HashMap<String, Tensor>) {
     let scale = graph
         .input_by_name(LOSS_SCALE_INPUT)
         .is_ok()
@@ -47,9 +58,16 @@ fn execute(
     if let Some(sc) = scale {
         feeds.insert(LOSS_SCALE_INPUT.into(), Tensor::scalar_f32(sc as f32));
     }
-    let run = run_tiles(tiles, &weights, &feeds, repeat(a)?)?;
-    let outputs: BTreeMap<String, Tensor> = run
-        .outputs
+    (scale, feeds)
+}
+
+/// `outputs` with the gradients divided by the loss scale `scale`, as the reference engine
+/// writes them.
+pub(super) fn unscaled(
+    outputs: HashMap<String, Tensor>,
+    scale: Option<f64>,
+) -> Result<BTreeMap<String, Tensor>> {
+    Ok(outputs
         .into_iter()
         .map(|(k, t)| match scale {
             Some(sc) if k.starts_with("grad.") => {
@@ -58,8 +76,7 @@ fn execute(
             }
             _ => Ok((k, t)),
         })
-        .collect::<Result<_, _>>()?;
-    finish(a, outputs, "tile emulator", run.runs, run.elapsed)
+        .collect::<Result<_, _>>()?)
 }
 
 /// The loss scale a plan's precision description names (`loss scale 16384`, `dynamic loss
@@ -79,16 +96,35 @@ fn loss_scale_of(precision: &str) -> Option<f64> {
 /// given (`None` for text IR).
 type Feeds = (HashMap<String, Tensor>, Option<(Shapes, bool)>);
 
+/// Whether `name` is an optimizer-state tensor (`adam_m.<p>`, `adam_v.<p>`).
+fn is_optimizer_state(name: &str) -> bool {
+    name.starts_with("adam_m.") || name.starts_with("adam_v.")
+}
+
 /// Feeds for `graph` from the `--inputs` file: LXMERT's (with transformers' defaults), or
 /// exactly the graph's inputs for text IR. Also returns the LXMERT shapes and whether a
-/// visual attention mask was given.
+/// visual attention mask was given. With `state`, the optimizer-state tensors of the file
+/// go to `state` instead.
 fn read_feeds(
     a: &RunArgs,
     train: bool,
     spec: &ModelSpec,
     ir_graph: impl FnOnce() -> Result<Graph>,
+    state: Option<&mut HashMap<String, Tensor>>,
 ) -> Result<Feeds> {
-    let tensors = tessera_ir::io::load_safetensors(&a.inputs)?;
+    let mut tensors = tessera_ir::io::load_safetensors(&a.inputs)?;
+    if let Some(state) = state {
+        let names: Vec<String> = tensors
+            .keys()
+            .filter(|n| is_optimizer_state(n))
+            .cloned()
+            .collect();
+        for n in names {
+            if let Some(t) = tensors.remove(&n) {
+                state.insert(n, t);
+            }
+        }
+    }
     match spec.lxmert_config() {
         Some(config) => {
             let f = feeds::lxmert_feeds(tensors, config, &a.inputs, train)?;
@@ -110,6 +146,9 @@ pub(crate) struct Prepared {
     pub params: HashMap<String, Tensor>,
     /// Input tensors by name.
     pub inputs: HashMap<String, Tensor>,
+    /// Optimizer state from the inputs file (`adam_m.*`, `adam_v.*`) for a plan with the
+    /// optimizer.
+    pub state: HashMap<String, Tensor>,
 }
 
 impl Prepared {
@@ -153,9 +192,13 @@ pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
         seq_len: 1,
         num_objects: 1,
     };
-    let (inputs, lxmert) = read_feeds(a, a.train, &spec, || {
-        spec.graph(&no_shapes, &BuildOptions::default())
-    })?;
+    let (inputs, lxmert) = read_feeds(
+        a,
+        a.train,
+        &spec,
+        || spec.graph(&no_shapes, &BuildOptions::default()),
+        None,
+    )?;
     let (shapes, visual_attention_mask) = lxmert.unwrap_or((no_shapes, false));
     let subject = Subject {
         model: &a.model,
@@ -185,12 +228,16 @@ pub(crate) fn prepare_model(a: &RunArgs) -> Result<Prepared> {
         plan,
         params,
         inputs,
+        state: HashMap::new(),
     })
 }
 
 /// `tessera run PLAN`.
 pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
     let p = prepare_plan(a)?;
+    if super::train_step::has_optimizer(p.tiles()?) {
+        return super::train_step::execute(a, &p);
+    }
     execute(
         a,
         p.tiles()?,
@@ -235,7 +282,19 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
         )
     })?;
     let params = spec.weights(a.weights.as_deref(), a.seed.unwrap_or(plan.source.seed))?;
-    let (inputs, _) = read_feeds(a, train, &spec, || Ok(plan.graph.clone()))?;
+    let with_optimizer = plan
+        .tiles
+        .as_ref()
+        .and_then(|t| t.pipeline.as_ref())
+        .is_some_and(|p| p.optimizer.is_some());
+    let mut state = HashMap::new();
+    let (inputs, _) = read_feeds(
+        a,
+        train,
+        &spec,
+        || Ok(plan.graph.clone()),
+        with_optimizer.then_some(&mut state),
+    )?;
     let takes = |name: &str| {
         plan.graph
             .inputs()
@@ -253,6 +312,7 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
         plan,
         params,
         inputs,
+        state,
     })
 }
 

@@ -23,11 +23,15 @@
 //! stream the gradients out), so a pipelined plan run as one program computes exactly what
 //! the unpipelined lowering computes. [`PipelineProgram`] says which supersteps of `step` are
 //! which piece, and carries the copies of the other stash slots; [`PipelineSession`] runs
-//! the schedule over `G` micro-batches.
+//! the schedule over `G` micro-batches, and [`PipelineSession::device_loop`] runs several
+//! training steps (device iterations) in one call, the optimizer state kept in the
+//! session's streaming memory.
 
 mod analysis;
 mod assemble;
 mod boundary;
+mod device_loop;
+mod host_io;
 mod lower;
 mod opt_segment;
 mod optimizer;
@@ -38,6 +42,7 @@ mod session;
 mod tests;
 
 pub use analysis::segment_name;
+pub use device_loop::{DeviceLoop, IterationAnchors, LoopError, LoopShape};
 pub use lower::{lower_pipelined, lower_pipelined_with};
 pub use schedule::{Schedule, SegmentKind};
 pub use session::{MicroBatchRun, PipelineSession, PipelineStep};

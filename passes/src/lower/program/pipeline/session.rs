@@ -7,6 +7,8 @@
 //! (each run framed by its restores and saves for the micro-batch's slot), then the
 //! gradients out. Each micro-batch has its own host buffers (its inputs, its loss); the
 //! gradients come out once, summed over the micro-batches on the tiles.
+//! [`PipelineSession::step_full`] adds replicas and the optimizer segment; the host side of
+//! a step is in [`super::host_io`], and [`super::device_loop`] runs several steps per call.
 
 use super::{PipelineProgram, StashCopies};
 use crate::lower::program::session::{checked, decode, load_buffers, SessionError};
@@ -58,23 +60,25 @@ struct LoadedSegment {
 
 /// A pipelined plan loaded on an emulated machine.
 pub struct PipelineSession {
-    machine: Machine,
-    pool: rayon::ThreadPool,
+    pub(super) machine: Machine,
+    pub(super) pool: rayon::ThreadPool,
     load: LoadedProgram,
     zero: LoadedProgram,
     read: LoadedProgram,
-    write: LoadedProgram,
-    optimizer: Option<LoadedProgram>,
+    pub(super) write: LoadedProgram,
+    pub(super) optimizer: Option<LoadedProgram>,
     /// Host buffers of the optimizer program: the micro-batch buffers, then its own.
-    optimizer_buffers: Vec<HostBuffer>,
+    pub(super) optimizer_buffers: Vec<HostBuffer>,
     segments: Vec<LoadedSegment>,
-    pipeline: PipelineProgram,
+    pub(super) pipeline: PipelineProgram,
     params: Vec<HostTensor>,
     constants: Vec<(u32, Vec<u8>)>,
-    inputs: Vec<HostTensor>,
-    outputs: Vec<HostTensor>,
-    micro_buffers: Vec<HostBuffer>,
-    grad_buffers: Vec<HostBuffer>,
+    pub(super) inputs: Vec<HostTensor>,
+    pub(super) outputs: Vec<HostTensor>,
+    pub(super) micro_buffers: Vec<HostBuffer>,
+    pub(super) grad_buffers: Vec<HostBuffer>,
+    /// The optimizer state between device loops ([`super::device_loop`]), once initialised.
+    pub(super) streaming: Option<super::device_loop::StreamingMemory>,
 }
 
 impl std::fmt::Debug for PipelineSession {
@@ -205,6 +209,7 @@ impl PipelineSession {
             outputs: plan.outputs.clone(),
             micro_buffers,
             grad_buffers,
+            streaming: None,
         })
     }
 
@@ -244,32 +249,19 @@ impl PipelineSession {
     ) -> Result<PipelineStep, SessionError> {
         let mut per_micro = Vec::new();
         let mut runs = Vec::new();
-        let mut total: Option<Vec<Vec<u8>>> = None;
+        let mut sums = Vec::with_capacity(replicas.len());
+        let none = HashMap::new();
         for micro_batches in replicas {
-            let (outs, r, grads) = self.replica(micro_batches, mode)?;
-            per_micro.extend(outs);
-            runs.extend(r);
-            total = Some(match total {
-                None => grads,
-                Some(mut t) => {
-                    for (acc, g) in t.iter_mut().zip(&grads) {
-                        add_f32_bytes(acc, g);
-                    }
-                    t
-                }
-            });
-        }
-        let mut total = total.unwrap_or_else(|| {
-            self.grad_buffers
+            let mut hosts = micro_batches
                 .iter()
-                .map(|b| vec![0u8; b.bytes as usize])
-                .collect()
-        });
-        if replicas.len() > 1 {
-            let (machine, write) = (&mut self.machine, &self.write);
-            self.pool
-                .install(|| machine.run(write, &mut total, TraceMode::Off))?;
+                .map(|f| self.micro_host(f, &none))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (r, grads) = self.run_replica(&mut hosts, mode)?;
+            per_micro.extend(self.micro_outputs(&hosts)?);
+            runs.extend(r);
+            sums.push(grads);
         }
+        let total = self.all_reduce(sums)?;
         let split = self.micro_buffers.len() as u32;
         let mut grads = HashMap::new();
         for o in &self.outputs {
@@ -280,13 +272,26 @@ impl PipelineSession {
                 grads.insert(o.name.clone(), decode(o, bytes)?);
             }
         }
-        let program = self.optimizer.take();
-        let result = match (&program, optimizer) {
-            (Some(p), Some(feeds)) => self.run_optimizer(p, feeds),
-            _ => Ok(HashMap::new()),
+        let optimizer = match optimizer {
+            Some(feeds) if self.optimizer.is_some() => {
+                let mut host = self.optimizer_host();
+                for i in &self.inputs {
+                    if let (Some(t), Some(slot)) =
+                        (feeds.get(&i.name), host.get_mut(i.buffer as usize))
+                    {
+                        *slot = checked("input", i, Some(t))?;
+                    }
+                }
+                for h in &self.pipeline.optimizer_state {
+                    if let Some(slot) = host.get_mut(self.optimizer_index(h.buffer)) {
+                        *slot = checked("optimizer state", h, feeds.get(&h.name))?;
+                    }
+                }
+                self.run_optimizer(&mut host)?;
+                self.optimizer_outputs(&host, |_| true)?
+            }
+            _ => HashMap::new(),
         };
-        self.optimizer = program;
-        let optimizer = result?;
         Ok(PipelineStep {
             micro_batches: per_micro,
             grads,
@@ -295,80 +300,18 @@ impl PipelineSession {
         })
     }
 
-    fn run_optimizer(
+    /// One replica's cycles over its micro-batches' host buffers `hosts`: the runs and the
+    /// gradient sums (bytes).
+    pub(super) fn run_replica(
         &mut self,
-        program: &LoadedProgram,
-        feeds: &HashMap<String, Tensor>,
-    ) -> Result<HashMap<String, Tensor>, SessionError> {
-        let split = self.micro_buffers.len() as u32;
-        let gap = self.pipeline.grad_buffers_end.saturating_sub(split);
-        let mut host: Vec<Vec<u8>> = self
-            .optimizer_buffers
-            .iter()
-            .map(|b| vec![0u8; b.bytes as usize])
-            .collect();
-        for i in &self.inputs {
-            if let (Some(t), Some(slot)) = (feeds.get(&i.name), host.get_mut(i.buffer as usize)) {
-                *slot = checked("input", i, Some(t))?;
-            }
-        }
-        for h in &self.pipeline.optimizer_state {
-            let at = h.buffer.saturating_sub(gap) as usize;
-            if let Some(slot) = host.get_mut(at) {
-                *slot = checked("optimizer state", h, feeds.get(&h.name))?;
-            }
-        }
-        let machine = &mut self.machine;
-        self.pool
-            .install(|| machine.run(program, &mut host, TraceMode::Off))?;
-        let mut out = HashMap::new();
-        for o in &self.outputs {
-            if self.pipeline.optimizer_outputs.contains(&o.name) {
-                let bytes = host
-                    .get(o.buffer.saturating_sub(gap) as usize)
-                    .ok_or_else(|| SessionError::Decode(o.name.clone()))?;
-                out.insert(o.name.clone(), decode(o, bytes)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// One replica's cycles: its per-micro-batch outputs, runs and gradient sums (bytes).
-    #[allow(clippy::type_complexity)]
-    fn replica(
-        &mut self,
-        micro_batches: &[HashMap<String, Tensor>],
+        hosts: &mut [Vec<Vec<u8>>],
         mode: TraceMode,
-    ) -> Result<
-        (
-            Vec<HashMap<String, Tensor>>,
-            Vec<MicroBatchRun>,
-            Vec<Vec<u8>>,
-        ),
-        SessionError,
-    > {
-        let mut hosts = Vec::with_capacity(micro_batches.len());
-        for feeds in micro_batches {
-            let mut host: Vec<Vec<u8>> = self
-                .micro_buffers
-                .iter()
-                .map(|b| vec![0u8; b.bytes as usize])
-                .collect();
-            for i in &self.inputs {
-                if self.pipeline.optimizer_only.contains(&i.name) {
-                    continue;
-                }
-                if let Some(slot) = host.get_mut(i.buffer as usize) {
-                    *slot = checked("input", i, feeds.get(&i.name))?;
-                }
-            }
-            hosts.push(host);
-        }
+    ) -> Result<(Vec<MicroBatchRun>, Vec<Vec<u8>>), SessionError> {
         let machine = &mut self.machine;
         let segments = &self.segments;
         let schedule = self.pipeline.schedule;
         let (zero, read) = (&self.zero, &self.read);
-        let g = micro_batches.len();
+        let g = hosts.len();
         let mut grads_host: Vec<Vec<u8>> = self
             .grad_buffers
             .iter()
@@ -413,28 +356,6 @@ impl PipelineSession {
                 machine.run(read, &mut grads_host, TraceMode::Off)?;
                 Ok(runs)
             })?;
-        let mut per_micro = vec![HashMap::new(); g];
-        for o in &self.outputs {
-            if self.pipeline.per_micro_batch.contains(&o.name) {
-                for (m, host) in hosts.iter().enumerate() {
-                    let bytes = host
-                        .get(o.buffer as usize)
-                        .ok_or_else(|| SessionError::Decode(o.name.clone()))?;
-                    if let Some(out) = per_micro.get_mut(m) {
-                        out.insert(o.name.clone(), decode(o, bytes)?);
-                    }
-                }
-            }
-        }
-        Ok((per_micro, runs, grads_host))
-    }
-}
-
-/// `acc += g`, both little-endian f32 bytes.
-fn add_f32_bytes(acc: &mut [u8], g: &[u8]) {
-    for (a, b) in acc.chunks_exact_mut(4).zip(g.chunks_exact(4)) {
-        let x = f32::from_le_bytes([a[0], a[1], a[2], a[3]])
-            + f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        a.copy_from_slice(&x.to_le_bytes());
+        Ok((runs, grads_host))
     }
 }

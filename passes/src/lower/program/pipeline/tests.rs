@@ -2,6 +2,8 @@
 //! evaluator: the plan run as one program (one micro-batch) and the schedule over several
 //! micro-batches (losses per micro-batch, gradients summed), for every recomputation mode.
 
+mod device_loop;
+
 use super::*;
 use crate::lower::program::session::TileSession;
 use crate::lower::program::LowerOptions;
