@@ -225,3 +225,12 @@ fn an_fp16_training_plan_with_loss_scaling_updates_the_weights() {
         assert!(err < 1e-5, "fp16, {prefix}: relative error {err}");
     }
 }
+
+#[test]
+fn optimizer_host_leaves_the_optimizer_out_of_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = compile(dir.path(), "pipeline.tsp", &["--optimizer", "host"]);
+    let info = tessera_ok(&["inspect", plan.to_str().unwrap()]);
+    assert!(info.contains("pipeline: 2 stages"), "{info}");
+    assert!(!info.contains("optimizer after the flush"), "{info}");
+}

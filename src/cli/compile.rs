@@ -1,7 +1,7 @@
 //! `tessera compile MODEL [--train] [--ipu-config F] [--ipus N] [--placement ...]
 //! [--recompute ...] [--precision ...] [--matmul-proportion F] [--allow-oom] [--seed S]
-//! [--seq-len S --num-objects N --micro-batch B] [--lr LR --weight-decay WD --warmup-ratio R
-//! --steps N] -o PLAN [--json]`: compile a model to a plan and print its stage table and its
+//! [--seq-len S --num-objects N --micro-batch B] [--optimizer tiles|host] [--lr LR
+//! --weight-decay WD --warmup-ratio R --steps N] -o PLAN [--json]`: compile a model to a plan and print its stage table and its
 //! tile program's summary.
 //!
 //! The flags are [`CompileFlags`] (shared with `run --engine tiles`). `--precision fp16`
@@ -13,7 +13,8 @@
 //! precision's moment types, the non-finite guard and the device counters), with `--lr`,
 //! `--weight-decay`, `--warmup-ratio` and `--steps` (the schedule's length) defaulting to
 //! `tessera train`'s, and gradients averaged over the plan's replicas × gradient
-//! accumulation micro-batches.
+//! accumulation micro-batches. `--optimizer host` leaves the optimizer out (the plan's
+//! gradients are streamed out; the host updates the weights).
 
 use super::compile_flags::{build_plan, CompileFlags, Subject};
 use super::precision::PrecisionArgs;
@@ -70,6 +71,11 @@ pub struct CompileArgs {
     /// to 0 at the end) [default: 100, as `train`].
     #[arg(long, value_name = "N")]
     steps: Option<usize>,
+    /// Where a training plan's optimizer step runs: `tiles` (a segment after the flush,
+    /// its state streamed in and out) or `host` (the plan holds the pipeline only; the
+    /// gradients are streamed out and the host updates the weights).
+    #[arg(long, value_enum, default_value_t = OptimizerOn::Tiles)]
+    optimizer: OptimizerOn,
     /// Where to write the plan (atomically).
     #[arg(short, long)]
     output: PathBuf,
@@ -78,14 +84,23 @@ pub struct CompileArgs {
     json: bool,
 }
 
+/// Where a training plan's optimizer step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerOn {
+    /// On the tiles, after the pipeline's flush.
+    Tiles,
+    /// On the host (not in the plan).
+    Host,
+}
+
 /// The hyper-parameters of a training plan's optimizer (`None` for a forward plan, whose
-/// optimizer flags are warned about).
+/// optimizer flags are warned about, and with `--optimizer host`).
 fn optimizer_config(
     a: &CompileArgs,
     plan: &Plan,
     precision: Option<&PrecisionConfig>,
 ) -> Result<Option<TrainConfig>> {
-    if !a.train {
+    if !a.train || a.optimizer == OptimizerOn::Host {
         let given = [
             ("--lr", a.lr.is_some()),
             ("--weight-decay", a.weight_decay.is_some()),
@@ -93,7 +108,10 @@ fn optimizer_config(
             ("--steps", a.steps.is_some()),
         ];
         for (flag, _) in given.iter().filter(|(_, g)| *g) {
-            eprintln!("warning: {flag} sets a training plan's optimizer (--train); ignored");
+            eprintln!(
+                "warning: {flag} sets the optimizer of a training plan (--train) that runs it \
+                 on the tiles; ignored"
+            );
         }
         return Ok(None);
     }
@@ -154,7 +172,8 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
         notes.extend(lower_tiles_with(&mut plan, &tiles, graph.as_ref())?);
         if let Some(cfg) = &optimizer {
             notes.push(format!(
-                "optimizer on the tiles after the flush: AdamW, lr {:e}, weight decay {},                  warmup {} of {} steps, gradients averaged over {} micro-batches",
+                "optimizer on the tiles after the flush: AdamW, lr {:e}, weight decay {}, \
+                 warmup {} of {} steps, gradients averaged over {} micro-batches",
                 cfg.lr,
                 cfg.weight_decay,
                 cfg.warmup_steps(),

@@ -28,11 +28,43 @@ pub const HEADER_LEN: usize = 7 + 4 + 8 + 8;
 
 /// FNV-1a, 64 bits (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut h = Fnv1a64::default();
+    h.update(bytes);
+    h.finish()
+}
+
+/// FNV-1a fed piece by piece, equal to [`fnv1a64`] of the concatenation.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a64(u64);
+
+impl Default for Fnv1a64 {
+    fn default() -> Self {
+        Fnv1a64(0xcbf2_9ce4_8422_2325)
     }
+}
+
+impl Fnv1a64 {
+    /// Hashes `bytes` after everything so far.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The hash of everything fed.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+/// The header of a payload of `len` bytes hashing to `sum`.
+pub fn header(len: u64, sum: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..7].copy_from_slice(MAGIC);
+    h[7..11].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[11..19].copy_from_slice(&len.to_le_bytes());
+    h[19..27].copy_from_slice(&sum.to_le_bytes());
     h
 }
 
@@ -48,16 +80,10 @@ pub fn join(payload: &[u8]) -> Vec<u8> {
 /// them: the plan is encoded straight after a reserved header, so that the payload (GBs for
 /// a large training plan) is never copied. `file` shorter than the header is left as is.
 pub fn seal(file: &mut [u8]) {
-    let Some((header, payload)) = file.split_at_mut_checked(HEADER_LEN) else {
+    let Some((head, payload)) = file.split_at_mut_checked(HEADER_LEN) else {
         return;
     };
-    let len = (payload.len() as u64).to_le_bytes();
-    let sum = fnv1a64(payload).to_le_bytes();
-    // `header` is exactly HEADER_LEN = 7 + 4 + 8 + 8 bytes long.
-    header[..7].copy_from_slice(MAGIC);
-    header[7..11].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header[11..19].copy_from_slice(&len);
-    header[19..27].copy_from_slice(&sum);
+    head.copy_from_slice(&header(payload.len() as u64, fnv1a64(payload)));
 }
 
 /// Reads a little-endian integer field at `at`.

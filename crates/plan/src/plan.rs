@@ -1,6 +1,6 @@
 //! [`Plan`] and its (de)serialisation.
 
-use crate::format::{seal, split, FORMAT_VERSION, HEADER_LEN};
+use crate::format::{header, seal, split, Fnv1a64, FORMAT_VERSION, HEADER_LEN};
 use crate::{CompileReport, PlanError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -95,9 +95,26 @@ impl Plan {
         Ok(plan)
     }
 
-    /// Writes the plan to `path` atomically.
+    /// Writes the plan to `path` atomically. The payload is encoded straight into the file
+    /// (hashed on the way) and the header written last, so that a plan of several GB is
+    /// never held in memory twice.
     pub fn save(&self, path: &Path) -> Result<(), PlanError> {
-        tessera_ir::io::write_atomic(path, &self.to_bytes()?)?;
+        tessera_ir::io::write_atomic_with(path, |file| {
+            use std::io::{Seek, SeekFrom, Write};
+            file.write_all(&[0u8; HEADER_LEN])?;
+            let mut w = HashingWriter {
+                inner: std::io::BufWriter::with_capacity(1 << 20, &mut *file),
+                hash: Fnv1a64::default(),
+                len: 0,
+            };
+            postcard::to_io(self, &mut w)
+                .map_err(|e| std::io::Error::other(format!("encoding the plan: {e}")))?;
+            w.inner.flush()?;
+            let (len, sum) = (w.len, w.hash.finish());
+            drop(w);
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(&header(len, sum))
+        })?;
         Ok(())
     }
 
@@ -108,6 +125,27 @@ impl Plan {
             source,
         })?;
         Plan::from_bytes(&bytes, &path.display().to_string())
+    }
+}
+
+/// A writer that counts and hashes what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hash: Fnv1a64,
+    len: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let done = buf.get(..n).unwrap_or(buf);
+        self.hash.update(done);
+        self.len += done.len() as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -192,6 +230,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.tsp");
         plan.save(&path).unwrap();
+        // The streamed file (hashed while written, header last) is the in-memory encoding.
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
         let loaded = Plan::load(&path).unwrap();
         assert_eq!(loaded.to_bytes().unwrap(), bytes);
         // Nothing but the plan is left in the directory.

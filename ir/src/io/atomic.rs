@@ -9,6 +9,16 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically: readers see the old file or the whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// As [`write_atomic`], with the bytes written by `write` into the temporary file (which it
+/// may seek in): for files too large to build in memory first. An error of `write` leaves
+/// `path` untouched.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), IoError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -26,7 +36,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(os("creating a temporary file in", dir))?;
-    tmp.write_all(bytes).map_err(os("writing", tmp.path()))?;
+    let written = write(tmp.as_file_mut());
+    written.map_err(os("writing", tmp.path()))?;
     tmp.as_file()
         .sync_all()
         .map_err(os("syncing", tmp.path()))?;

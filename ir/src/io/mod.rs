@@ -20,7 +20,7 @@ mod diagnose;
 #[cfg(test)]
 mod tests;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_with};
 
 use crate::tensor::Tensor;
 use safetensors::SafeTensors;

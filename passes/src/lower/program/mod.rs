@@ -37,6 +37,7 @@ pub mod pack;
 mod pad;
 pub mod pipeline;
 mod reduce;
+mod reduce_tree;
 mod scatter;
 pub mod session;
 mod sources;

@@ -171,9 +171,12 @@ impl Ctx<'_> {
     pub(crate) fn push_stages(
         &mut self,
         label: &str,
-        copies: Vec<Exchange>,
+        mut copies: Vec<Exchange>,
         work: Vec<(TileRef, Vertex)>,
     ) {
+        // The plan keeps every copy list: no spare capacity (a large training plan holds
+        // hundreds of millions of copies).
+        copies.shrink_to_fit();
         if !copies.is_empty() {
             self.b.stages.push(Stage::Exchange {
                 label: label.to_string(),

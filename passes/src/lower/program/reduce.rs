@@ -8,8 +8,9 @@ use super::access::Access;
 use super::builder::{to_u32, Category};
 use super::lowering::Ctx;
 use super::ops::Scratch;
+use super::reduce_tree::TreeReduce;
 use crate::lower::error::LowerError;
-use tessera_ir::{NodeId, Op};
+use tessera_ir::{NodeId, Op, ReduceKind};
 use tessera_runtime::program::Region;
 use tessera_runtime::vertex::Vertex;
 
@@ -47,6 +48,20 @@ impl Ctx<'_> {
         // [tokens, features] activation), so pieces are cut finer to spread the operand.
         let budget = (self.target.bytes_per_tile / 16).max(1);
         let per_elem = cols.saturating_mul(eb).max(1);
+        // A row larger than the budget, contiguous in the operand: reduced where it lies.
+        if per_elem > budget
+            && view.is_identity()
+            && matches!(kind, ReduceKind::Sum | ReduceKind::Max)
+        {
+            return self.reduce_tree(&TreeReduce {
+                id,
+                src: &v,
+                kind,
+                elem,
+                rows: n,
+                cols,
+            });
+        }
         let grain = Self::grain(&node.ty.shape).min((budget / per_elem).max(1));
         let layout = self
             .b

@@ -508,3 +508,49 @@ fn a_value_read_on_another_chip_crosses_the_link_once() {
     };
     assert_eq!(inter, 6 * 8 * 4 + scale_bytes);
 }
+
+#[test]
+fn reductions_of_rows_larger_than_a_tile_budget_are_reduced_where_they_lie() {
+    // Rows of 32 KiB and 64 KiB on 16 tiles of 64 KiB (budget 4 KiB): a single-level
+    // reduction would gather a whole row on one tile. Squares first, as the gradient norm.
+    use tessera_ir::ReduceKind;
+    let mut g = Graph::new("norm");
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let x = g.input("x", f(&[64, 256])).unwrap();
+    let y = g.input("y", f(&[2, 8192])).unwrap();
+    let sq = g.add(Op::Binary(BinaryOp::Mul), &[x, x], "").unwrap();
+    let reduce = |g: &mut Graph, kind, axes: Vec<usize>, of| {
+        g.add(
+            Op::Reduce {
+                kind,
+                axes,
+                keep_dims: false,
+            },
+            &[of],
+            "",
+        )
+        .unwrap()
+    };
+    let total = reduce(&mut g, ReduceKind::Sum, vec![0, 1], sq);
+    let rows = reduce(&mut g, ReduceKind::Max, vec![1], y);
+    let mean = reduce(&mut g, ReduceKind::Mean, vec![1], y);
+    g.set_output("total", total).unwrap();
+    g.set_output("rows", rows).unwrap();
+    g.set_output("mean", mean).unwrap();
+    let target = small_target(16, 64 * 1024);
+    let (params, inputs) = feeds(&g, 5);
+    let err = compare(&g, &target, 1, &params, &inputs);
+    assert!(err < 1e-6, "relative error {err}");
+    let plan = lower_program(&g, &target, &LowerOptions::default()).unwrap();
+    assert!(plan.oom.is_none());
+    // The sum alone: its partials are computed where the squares lie, and only the partials
+    // (one f32 per piece, at most one piece per tile) cross tiles, not the 64 KiB row.
+    let mut only = Graph::new("sum");
+    let x = only.input("x", f(&[64, 256])).unwrap();
+    let sq = only.add(Op::Binary(BinaryOp::Mul), &[x, x], "").unwrap();
+    let total = reduce(&mut only, ReduceKind::Sum, vec![0, 1], sq);
+    only.set_output("total", total).unwrap();
+    let plan = lower_program(&only, &target, &LowerOptions::default()).unwrap();
+    let moved: u64 = plan.costs.iter().map(|c| c.exchange_bytes).sum();
+    assert!(moved <= 16 * 4, "{moved} bytes exchanged");
+}
