@@ -26,10 +26,13 @@ fn profile_writes_every_report_file_and_compares() {
         "memory.svg",
         "heatmap.svg",
         "timeline.svg",
+        "heatmap_measured.svg",
         "inputs.safetensors",
     ] {
         assert!(one.join(f).is_file(), "{f} missing");
     }
+    // Per-tile times are recorded by default: the measured tile balance is shown.
+    assert!(summary.contains("Measured tile balance"), "{summary}");
     assert_eq!(
         std::fs::read_to_string(one.join("summary.txt")).unwrap(),
         summary
@@ -72,7 +75,11 @@ fn profile_writes_every_report_file_and_compares() {
     );
 
     // The same model on 4 chips differs; a profile compared with itself does not.
-    profile_to(&four, &["--ipus", "4"]);
+    // Without per-tile times: no tile balance, no measured heatmap.
+    let summary4 = profile_to(&four, &["--ipus", "4", "--no-tile-times"]);
+    assert!(summary4.contains("Measured on the emulator"), "{summary4}");
+    assert!(!summary4.contains("Measured tile balance"), "{summary4}");
+    assert!(!four.join("heatmap_measured.svg").exists());
     let same = tessera_ok(&[
         "profile",
         "--compare",

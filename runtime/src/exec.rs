@@ -18,20 +18,25 @@
 //! disjoint, so results never depend on the number of threads. The whole program runs inside one
 //! `install` of the given pool ([`Machine::run_in`]); phases with no work are skipped.
 //!
-//! Tracing: a fused phase's wall time is split between the exchange and the next compute in
-//! proportion to the time its tasks spent delivering and computing (gathering the sources
-//! counts as exchange).
+//! Tracing ([`TraceMode`]): `On` times each phase that has work as a whole (no per-tile clock
+//! reads); a fused phase is timed once (its gather pass apart) and split between the exchange
+//! and the next compute by the load's work estimate (see [`SuperstepTrace::fused`]). `Tiles`
+//! also times every tile's task of every parallel phase and keeps the records per superstep
+//! ([`crate::trace::TileTime`]); its fused phases are split by the tasks' measured times.
 
 use crate::error::{RunError, Site};
-use crate::exchange::fused::{FusedError, FusedPlan};
+use crate::exchange::fused::{FusedError, FusedPlan, FusedTimes};
 use crate::exchange::{staged, ExchangePlan};
 use crate::kernels::{run_vertex, KernelError};
 use crate::loaded::{LoadedProgram, StepPlan};
 use crate::machine::Machine;
 use crate::program::{Superstep, TileCompute, TileProgram, TileRef};
-use crate::trace::{SuperstepTrace, Trace, TraceMode};
+use crate::trace::{tile_times, SuperstepTrace, Trace, TraceMode};
 use rayon::prelude::*;
 use std::time::{Duration, Instant};
+
+/// Per-tile times of a phase, `(flat tile, time)` by tile (empty unless [`TraceMode::Tiles`]).
+type TileList = Vec<(usize, Duration)>;
 
 impl Machine {
     /// Runs `program` on this machine in `pool` (entered once for the whole program).
@@ -60,46 +65,71 @@ impl Machine {
         }
         let mut trace = Trace::default();
         let p = program.program();
-        // Compute time of the next superstep, when its compute ran fused with this exchange.
-        let mut fused_compute = Duration::ZERO;
+        // The next superstep's compute time (and per-tile times), when its compute ran fused
+        // with this exchange.
+        let mut fused_compute = (Duration::ZERO, TileList::new());
         for (s, (step, plan)) in p.supersteps.iter().zip(&program.plans).enumerate() {
             let mut t = SuperstepTrace {
                 exchange_bytes: plan.exchange_bytes,
                 inter_chip_bytes: plan.inter_chip_bytes,
                 vertices: plan.vertices,
                 flops: plan.flops,
+                fused: matches!(plan.exchange, ExchangePlan::Fused(_)),
                 ..SuperstepTrace::default()
             };
-            t.host_to_tile = timed(mode, || self.host_to_tile(program, s, step, host))?;
-            t.compute = if plan.compute_fused {
+            t.host_to_tile = timed(mode, !step.host_to_tile.is_empty(), || {
+                self.host_to_tile(program, s, step, host)
+            })?;
+            let (compute, tile_compute) = if plan.compute_fused {
                 std::mem::take(&mut fused_compute)
             } else {
-                timed(mode, || self.compute(s, step, plan))?
+                self.compute(s, step, plan, mode)?
             };
-            t.exchange = match &plan.exchange {
+            t.compute = compute;
+            let tile_exchange = match &plan.exchange {
                 ExchangePlan::Fused(f) => {
                     let next = p
                         .supersteps
                         .get(s + 1)
                         .ok_or_else(|| copy_err(s, Site::Exchange(0)))?;
-                    let (exchange, compute) = self.fused(s, f, next, mode)?;
-                    fused_compute = compute;
-                    exchange
+                    let times = self.fused(s, f, next, mode)?;
+                    let (exchange, compute) = split_fused(mode, f, &times);
+                    t.exchange = exchange;
+                    fused_compute = (compute, times.computes);
+                    times.deliveries
                 }
-                _ => timed(mode, || self.exchange(program, s, step, plan))?,
+                _ => {
+                    let (exchange, tiles) = self.exchange(program, s, step, plan, mode)?;
+                    t.exchange = exchange;
+                    tiles
+                }
             };
-            t.tile_to_host = timed(mode, || self.tile_to_host(program, s, step, host))?;
-            if mode == TraceMode::On {
+            t.tile_to_host = timed(mode, !step.tile_to_host.is_empty(), || {
+                self.tile_to_host(program, s, step, host)
+            })?;
+            if mode.per_tile() {
+                t.tiles = tile_times(&tile_compute, &tile_exchange);
+            }
+            if mode.records() {
                 trace.supersteps.push(t);
             }
         }
         Ok(trace)
     }
 
-    fn compute(&mut self, s: usize, step: &Superstep, plan: &StepPlan) -> Result<(), RunError> {
+    /// The compute phase of superstep `s`: its time when recording, and per tile with
+    /// [`TraceMode::Tiles`].
+    fn compute(
+        &mut self,
+        s: usize,
+        step: &Superstep,
+        plan: &StepPlan,
+        mode: TraceMode,
+    ) -> Result<(Duration, TileList), RunError> {
         if plan.compute.is_empty() {
-            return Ok(());
+            return Ok((Duration::ZERO, TileList::new()));
         }
+        let start = mode.records().then(Instant::now);
         let mut work = Vec::with_capacity(plan.compute.len());
         // `plan.compute` is sorted by tile without repeats, so each tile is reached by
         // skipping ahead (`nth` on a slice iterator is O(1)).
@@ -112,76 +142,93 @@ impl Machine {
                 return Err(missing_set(s, step, ci));
             };
             next = t + 1;
-            work.push((mem, tc));
+            work.push((t, mem, tc));
         }
-        work.into_par_iter()
-            .with_min_len(plan.compute_min_len)
-            .try_for_each(|(mem, tc)| run_set(s, mem, tc))
+        let tiles = if mode.per_tile() {
+            // Jobs of `compute_min_len` tiles, each timed by one clock read per tile (the
+            // previous read is the next tile's start).
+            let mut times: TileList = vec![(0, Duration::ZERO); work.len()];
+            let min = plan.compute_min_len.max(1);
+            work.par_chunks_mut(min)
+                .zip(times.par_chunks_mut(min))
+                .try_for_each(|(jobs, slots)| {
+                    let mut last = Instant::now();
+                    for ((t, mem, tc), slot) in jobs.iter_mut().zip(slots) {
+                        run_set(s, mem, tc)?;
+                        let now = Instant::now();
+                        *slot = (*t, now - last);
+                        last = now;
+                    }
+                    Ok::<(), RunError>(())
+                })?;
+            times
+        } else {
+            work.into_par_iter()
+                .with_min_len(plan.compute_min_len)
+                .try_for_each(|(_, mem, tc)| run_set(s, mem, tc))?;
+            TileList::new()
+        };
+        Ok((start.map_or(Duration::ZERO, |t| t.elapsed()), tiles))
     }
 
-    /// Exchange `s` fused with the compute of `next` (superstep `s + 1`); returns the time to
-    /// record for the exchange and for the next compute. Both share one parallel phase, whose
-    /// wall time is split between them in proportion to the time the tasks spent delivering
-    /// and computing (the gather pass counts as exchange).
+    /// Exchange `s` fused with the compute of `next` (superstep `s + 1`): one parallel phase
+    /// ([`FusedPlan::run`]), with what it measured.
     fn fused(
         &mut self,
         s: usize,
         f: &FusedPlan,
         next: &Superstep,
         mode: TraceMode,
-    ) -> Result<(Duration, Duration), RunError> {
-        let start = (mode == TraceMode::On).then(Instant::now);
+    ) -> Result<FusedTimes, RunError> {
         let staging = self
             .staging
             .get_mut(..f.staging_bytes)
             .ok_or_else(|| copy_err(s, Site::Exchange(0)))?;
-        let (deliver, compute) = f
-            .run(&mut self.tiles, staging, start.is_some(), |mem, ci| {
-                let tc = next
-                    .compute
-                    .get(ci)
-                    .ok_or_else(|| missing_set(s + 1, next, ci))?;
-                run_set(s + 1, mem, tc)
-            })
-            .map_err(|e| match e {
-                FusedError::Copy(i) => copy_err(s, Site::Exchange(i)),
-                FusedError::Compute(e) => e,
-            })?;
-        let Some(start) = start else {
-            return Ok((Duration::ZERO, Duration::ZERO));
-        };
-        let wall = start.elapsed();
-        let busy = (deliver + compute).as_secs_f64();
-        let share = if busy > 0.0 {
-            compute.as_secs_f64() / busy
-        } else {
-            0.0
-        };
-        let compute = wall.mul_f64(share);
-        Ok((wall.saturating_sub(compute), compute))
+        f.run(&mut self.tiles, staging, mode, |mem, ci| {
+            let tc = next
+                .compute
+                .get(ci)
+                .ok_or_else(|| missing_set(s + 1, next, ci))?;
+            run_set(s + 1, mem, tc)
+        })
+        .map_err(|e| match e {
+            FusedError::Copy(i) => copy_err(s, Site::Exchange(i)),
+            FusedError::Compute(e) => e,
+        })
     }
 
+    /// A direct or staged exchange phase: its time when recording, and per destination tile
+    /// with [`TraceMode::Tiles`].
     fn exchange(
         &mut self,
         program: &LoadedProgram,
         s: usize,
         step: &Superstep,
         plan: &StepPlan,
-    ) -> Result<(), RunError> {
+        mode: TraceMode,
+    ) -> Result<(Duration, TileList), RunError> {
+        let start = mode.records().then(Instant::now);
+        let per_tile = mode.per_tile();
         let done = match &plan.exchange {
             // A fused exchange runs in `fused`, with the next superstep's compute.
-            ExchangePlan::Empty | ExchangePlan::Fused(_) => Ok(()),
-            ExchangePlan::Direct(d) => d.run(&mut self.tiles),
-            ExchangePlan::Staged(groups) => {
-                staged::run(&mut self.tiles, &mut self.staging, step, groups, |t| {
-                    program.flat(t)
-                })
+            ExchangePlan::Empty | ExchangePlan::Fused(_) => {
+                return Ok((Duration::ZERO, TileList::new()))
             }
+            ExchangePlan::Direct(d) => d.run(&mut self.tiles, per_tile),
+            ExchangePlan::Staged(groups) => staged::run(
+                &mut self.tiles,
+                &mut self.staging,
+                step,
+                groups,
+                |t| program.flat(t),
+                per_tile,
+            ),
         };
-        done.map_err(|i| RunError::Copy {
+        let tiles = done.map_err(|i| RunError::Copy {
             superstep: s,
             site: Site::Exchange(i),
-        })
+        })?;
+        Ok((start.map_or(Duration::ZERO, |t| t.elapsed()), tiles))
     }
 
     fn host_to_tile(
@@ -279,15 +326,47 @@ fn copy_err(superstep: usize, site: Site) -> RunError {
     RunError::Copy { superstep, site }
 }
 
-/// Runs `f`, timing it only when tracing.
-fn timed(mode: TraceMode, f: impl FnOnce() -> Result<(), RunError>) -> Result<Duration, RunError> {
-    match mode {
-        TraceMode::Off => f().map(|()| Duration::ZERO),
-        TraceMode::On => {
-            let start = Instant::now();
-            f().map(|()| start.elapsed())
-        }
+/// Runs `f`, timing it only when recording and `work` (a phase with nothing to do is not
+/// timed: it takes no time worth two clock reads).
+fn timed(
+    mode: TraceMode,
+    work: bool,
+    f: impl FnOnce() -> Result<(), RunError>,
+) -> Result<Duration, RunError> {
+    if mode.records() && work {
+        let start = Instant::now();
+        f().map(|()| start.elapsed())
+    } else {
+        f().map(|()| Duration::ZERO)
     }
+}
+
+/// The `(exchange, compute)` times of a fused phase (see [`SuperstepTrace::fused`]): the
+/// gather pass is exchange; the task pass is split by the load's compute share with `On`, by
+/// the tasks' measured delivery and compute times with `Tiles` (and then its compute part is
+/// at least the slowest tile's compute, which it contains).
+pub(crate) fn split_fused(
+    mode: TraceMode,
+    f: &FusedPlan,
+    times: &FusedTimes,
+) -> (Duration, Duration) {
+    let share = if mode.per_tile() {
+        let sum = |l: &TileList| l.iter().map(|x| x.1).sum::<Duration>().as_secs_f64();
+        let (d, c) = (sum(&times.deliveries), sum(&times.computes));
+        if d + c > 0.0 {
+            c / (d + c)
+        } else {
+            0.0
+        }
+    } else {
+        f.compute_share
+    };
+    let mut compute = times.tasks.mul_f64(share.clamp(0.0, 1.0));
+    if mode.per_tile() {
+        let slowest = times.computes.iter().map(|x| x.1).max().unwrap_or_default();
+        compute = compute.max(slowest).min(times.tasks);
+    }
+    (times.gather + (times.tasks - compute), compute)
 }
 
 /// The host buffers must match the program's declarations in number and size.

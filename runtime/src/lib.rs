@@ -7,7 +7,7 @@
 //! [`Machine::run_in`] executes the supersteps (compute on all tiles in parallel on rayon, then
 //! exchange, planned at load: direct, staged, or fused with the next compute) inside a single
 //! entry into the thread pool, bit-identically for any thread count, optionally recording a
-//! per-superstep [`Trace`].
+//! per-superstep [`Trace`] (with per-tile times in [`TraceMode::Tiles`]).
 //!
 //! Vertices ([`Vertex`]) cover what lowering a transformer forward needs: matmul (operands
 //! optionally stored transposed), elementwise unary/binary (binary with cyclic broadcast of a
@@ -38,7 +38,7 @@ pub use program::{
     Exchange, HostBuffer, Region, StreamCopy, Superstep, TileCompute, TileProgram, TileRef,
     TileRegion,
 };
-pub use trace::{SuperstepTrace, Trace, TraceMode};
+pub use trace::{SuperstepTrace, TileTime, Trace, TraceMode};
 pub use vertex::{Elem, MatMul, Vertex};
 
 #[cfg(test)]

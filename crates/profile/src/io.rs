@@ -4,12 +4,19 @@
 
 use crate::error::{ProfileError, Result};
 use crate::model::{Profile, FORMAT_VERSION};
-use crate::{chrome_trace, heatmap_svg, memory_svg, pipeline_svg, summary_text, timeline_svg};
+use crate::{
+    chrome_trace, heatmap_svg, measured_heatmap_svg, memory_svg, pipeline_svg, summary_text,
+    timeline_svg,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The file [`write_all`] adds after [`FILE_NAMES`] for a profile with pipeline figures.
 pub const PIPELINE_FILE: &str = "pipeline.svg";
+
+/// The file [`write_all`] adds for a profile with measured per-tile times: the measured
+/// heatmap, next to `heatmap.svg`.
+pub const MEASURED_HEATMAP_FILE: &str = "heatmap_measured.svg";
 
 /// The files [`write_all`] always writes, in order.
 pub const FILE_NAMES: [&str; 6] = [
@@ -65,9 +72,9 @@ pub fn write_json(profile: &Profile, path: &Path) -> Result<()> {
 }
 
 /// Writes the report directory `dir` (created if missing): the files of [`FILE_NAMES`]
-/// (summary text, profile JSON, Chrome trace, memory / heatmap / timeline SVGs) and, for a
-/// profile with pipeline figures, [`PIPELINE_FILE`], each atomically. Returns their paths in
-/// that order.
+/// (summary text, profile JSON, Chrome trace, memory / heatmap / timeline SVGs), for a
+/// profile with pipeline figures [`PIPELINE_FILE`], and for one with measured per-tile times
+/// [`MEASURED_HEATMAP_FILE`], each atomically. Returns their paths in that order.
 pub fn write_all(profile: &Profile, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|source| ProfileError::Io {
         action: "creating directory",
@@ -88,10 +95,16 @@ pub fn write_all(profile: &Profile, dir: &Path) -> Result<Vec<PathBuf>> {
         write_atomic(&path, &bytes)?;
         written.push(path);
     }
-    if let Some(svg) = pipeline_svg(profile) {
-        let path = dir.join(PIPELINE_FILE);
-        write_atomic(&path, svg.as_bytes())?;
-        written.push(path);
+    let optional = [
+        (PIPELINE_FILE, pipeline_svg(profile)),
+        (MEASURED_HEATMAP_FILE, measured_heatmap_svg(profile)),
+    ];
+    for (name, svg) in optional {
+        if let Some(svg) = svg {
+            let path = dir.join(name);
+            write_atomic(&path, svg.as_bytes())?;
+            written.push(path);
+        }
     }
     Ok(written)
 }

@@ -23,8 +23,15 @@ pub struct OutOfMemory {
     pub chip: u32,
     /// The tile, numbered within its chip.
     pub tile: u32,
-    /// Peak bytes the plan needs on the tile.
+    /// Bytes the plan needs on the tile: its peak of tensors and buffers plus its code and
+    /// vertex state.
     pub used: u64,
+    /// Of `used`: machine code of the tile's codelets (always live; 0 when only tensors were
+    /// planned).
+    pub code_bytes: u64,
+    /// Of `used`: the state of every vertex on the tile (always live; 0 when only tensors
+    /// were planned).
+    pub vertex_state_bytes: u64,
     /// Bytes per tile of the target.
     pub capacity: u64,
     /// The largest tensors on the tile, largest first.
@@ -44,6 +51,17 @@ impl fmt::Display for OutOfMemory {
             thousands(self.used),
             thousands(self.capacity)
         )?;
+        let code = self.code_bytes + self.vertex_state_bytes;
+        if code > 0 {
+            write!(
+                f,
+                "\n  tensors and buffers at peak: {} bytes\n  code and vertex state (always live): {} bytes ({} of code, {} of vertex state)",
+                thousands(self.used.saturating_sub(code)),
+                thousands(code),
+                thousands(self.code_bytes),
+                thousands(self.vertex_state_bytes)
+            )?;
+        }
         if !self.largest.is_empty() {
             write!(f, "\nlargest tensors on tile {}:", self.tile)?;
             for t in &self.largest {
@@ -165,6 +183,8 @@ mod tests {
             tile: 17,
             used: 701_344,
             capacity: 638_976,
+            code_bytes: 0,
+            vertex_state_bytes: 0,
             largest: vec![TileTensor {
                 name: "%5".into(),
                 scope: "enc".into(),
@@ -176,6 +196,23 @@ mod tests {
             e.to_string(),
             "Out of memory on tile 17 of chip 2: 701,344 bytes used but tiles only have \
              638,976 bytes\nlargest tensors on tile 17:\n  %5 (enc): 4,096 bytes"
+        );
+        // With code and vertex state: its own line, and the data that is the rest.
+        let e = OutOfMemory {
+            chip: 0,
+            tile: 3,
+            used: 650_000,
+            capacity: 638_976,
+            code_bytes: 9_216,
+            vertex_state_bytes: 1_784,
+            largest: vec![],
+            largest_vertices: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "Out of memory on tile 3 of chip 0: 650,000 bytes used but tiles only have \
+             638,976 bytes\n  tensors and buffers at peak: 639,000 bytes\n  code and vertex \
+             state (always live): 11,000 bytes (9,216 of code, 1,784 of vertex state)"
         );
     }
 }

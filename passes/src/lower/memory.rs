@@ -280,6 +280,8 @@ pub fn plan_memory(
                 tile,
                 used: u.peak,
                 capacity: target.bytes_per_tile,
+                code_bytes: 0,
+                vertex_state_bytes: 0,
                 largest: largest_on(&plan, graph, chip, tile, opts.report_largest),
                 largest_vertices: Vec::new(),
             };

@@ -16,6 +16,7 @@
 use super::{min_len, JOB_UNITS};
 use rayon::prelude::*;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 /// One copy of a direct plan.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,8 @@ pub(crate) struct DirectCopy {
 /// Adjacent destination ranges on one tile, written by one parallel job.
 #[derive(Debug, Clone)]
 struct Run {
+    /// Flat destination tile.
+    tile: usize,
     /// First byte in the tile.
     start: usize,
     /// Bytes.
@@ -91,6 +94,7 @@ impl DirectPlan {
                 _ => runs.push((
                     tile,
                     Run {
+                        tile,
                         start: off,
                         len,
                         copies: at..at + 1,
@@ -159,10 +163,15 @@ impl DirectPlan {
         })
     }
 
-    /// Runs the copies on `tiles` (the machine's memories, indexed by flat tile). On failure
-    /// (only reachable with a plan built for another machine) returns the index of a copy
-    /// that could not be made.
-    pub(crate) fn run(&self, tiles: &mut [Box<[u8]>]) -> Result<(), usize> {
+    /// Runs the copies on `tiles` (the machine's memories, indexed by flat tile); with
+    /// `per_tile`, returns each destination run's time as `(flat tile, time)`, by tile (else
+    /// nothing). On failure (only reachable with a plan built for another machine) returns
+    /// the index of a copy that could not be made.
+    pub(crate) fn run(
+        &self,
+        tiles: &mut [Box<[u8]>],
+        per_tile: bool,
+    ) -> Result<Vec<(usize, Duration)>, usize> {
         let mut shared: Vec<&[u8]> = Vec::with_capacity(self.parts);
         let mut pieces: Vec<&mut [u8]> = Vec::with_capacity(self.runs.len());
         let fail = || self.copies.first().map_or(0, |c| c.index as usize);
@@ -201,14 +210,29 @@ impl DirectPlan {
             }
             Ok(())
         };
-        if self.min_len == 0 {
-            pieces.iter_mut().zip(&self.runs).try_for_each(job)
-        } else {
-            pieces
+        let timed = |(piece, run): (&mut &mut [u8], &Run)| {
+            let start = Instant::now();
+            job((piece, run)).map(|()| (run.tile, start.elapsed()))
+        };
+        match (per_tile, self.min_len) {
+            (false, 0) => pieces
+                .iter_mut()
+                .zip(&self.runs)
+                .try_for_each(job)
+                .map(|()| Vec::new()),
+            (false, _) => pieces
                 .par_iter_mut()
                 .zip(self.runs.par_iter())
                 .with_min_len(self.min_len)
                 .try_for_each(job)
+                .map(|()| Vec::new()),
+            (true, 0) => pieces.iter_mut().zip(&self.runs).map(timed).collect(),
+            (true, _) => pieces
+                .par_iter_mut()
+                .zip(self.runs.par_iter())
+                .with_min_len(self.min_len)
+                .map(timed)
+                .collect(),
         }
     }
 }

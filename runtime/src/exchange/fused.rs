@@ -15,11 +15,12 @@
 //! the two phases (no tile → host copies after this exchange, no host → tile copies before
 //! the next compute). Tasks touch disjoint tiles, so the result never depends on threads.
 
+use crate::trace::TraceMode;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use super::{min_len, JOB_UNITS};
+use super::{min_len, DELIVERY_UNITS_PER_BYTE, JOB_UNITS};
 
 /// A distinct source range, copied once into staging (at the running sum of the lengths).
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +80,10 @@ pub(crate) struct FusedPlan {
     copies: Vec<Delivery>,
     /// Bytes the copies move.
     pub(crate) bytes: u64,
+    /// The share of the task pass's time attributed to compute when only the whole phase is
+    /// timed ([`TraceMode::On`]): the next compute's work over that work plus the deliveries'
+    /// ([`DELIVERY_UNITS_PER_BYTE`] per byte).
+    pub(crate) compute_share: f64,
 }
 
 impl FusedPlan {
@@ -204,13 +209,22 @@ impl FusedPlan {
             task_min_len: 1,
             copies: deliveries,
             bytes,
+            compute_share: 0.0,
         })
     }
 
     /// Sets the tasks' grain from the work of the next compute phase (see
-    /// [`super::min_len`]); the deliveries count one unit per byte.
+    /// [`super::min_len`]; the deliveries count one unit per byte) and the compute share of
+    /// the task pass's time ([`FusedPlan::compute_share`]).
     pub(crate) fn with_compute_work(mut self, work: u64) -> Self {
         self.task_min_len = super::min_len(work + self.bytes, self.tasks.len());
+        let delivery = self.bytes as f64 * DELIVERY_UNITS_PER_BYTE;
+        let total = work as f64 + delivery;
+        self.compute_share = if total > 0.0 {
+            work as f64 / total
+        } else {
+            0.0
+        };
         self
     }
 
@@ -221,16 +235,18 @@ impl FusedPlan {
 
     /// Runs the fused phase on `tiles` (flat-indexed memories) with `staging` (at least
     /// [`FusedPlan::staging_bytes`] long): gather, then per tile its deliveries and
-    /// `compute(memory, compute index)`. With `timing`, returns the summed time the tasks
-    /// spent delivering and computing (else zeros).
+    /// `compute(memory, compute index)`. With `mode` recording, returns the wall time of the
+    /// gather and of the task pass; with [`TraceMode::Tiles`] also every task's delivery and
+    /// compute time.
     pub(crate) fn run<E: Send>(
         &self,
         tiles: &mut [Box<[u8]>],
         staging: &mut [u8],
-        timing: bool,
+        mode: TraceMode,
         compute: impl Fn(&mut [u8], usize) -> Result<(), E> + Sync,
-    ) -> Result<(Duration, Duration), FusedError<E>> {
+    ) -> Result<FusedTimes, FusedError<E>> {
         let fail = || FusedError::Copy(self.copies.first().map_or(0, |c| c.index as usize));
+        let start = mode.records().then(Instant::now);
         // Gather.
         let mut chunks: Vec<&mut [u8]> = Vec::with_capacity(self.sources.len());
         let mut rest = &mut *staging;
@@ -257,6 +273,7 @@ impl FusedPlan {
                 .with_min_len(self.gather_min_len)
                 .try_for_each(gather)?;
         }
+        let gathered = start.map(|_| Instant::now());
         // Deliver and compute, one task per tile.
         let staging = &*staging;
         let mut work: Vec<(&mut [u8], &Task)> = Vec::with_capacity(self.tasks.len());
@@ -270,28 +287,76 @@ impl FusedPlan {
             next = task.tile + 1;
             work.push((mem, task));
         }
-        let zero = (Duration::ZERO, Duration::ZERO);
-        work.into_par_iter()
-            .with_min_len(self.task_min_len)
-            .map(|(mem, task)| {
-                let start = timing.then(Instant::now);
-                for d in self.copies.get(task.copies.clone()).ok_or_else(fail)? {
-                    let (from, to, len) = (d.from, d.to as usize, d.len as usize);
-                    let err = || FusedError::Copy(d.index as usize);
-                    let src = staging.get(from..from + len).ok_or_else(err)?;
-                    mem.get_mut(to..to + len)
-                        .ok_or_else(err)?
-                        .copy_from_slice(src);
+        let deliver = |mem: &mut [u8], task: &Task| -> Result<(), FusedError<E>> {
+            for d in self.copies.get(task.copies.clone()).ok_or_else(fail)? {
+                let (from, to, len) = (d.from, d.to as usize, d.len as usize);
+                let err = || FusedError::Copy(d.index as usize);
+                let src = staging.get(from..from + len).ok_or_else(err)?;
+                mem.get_mut(to..to + len)
+                    .ok_or_else(err)?
+                    .copy_from_slice(src);
+            }
+            Ok(())
+        };
+        let run_task = |mem: &mut [u8], task: &Task| -> Result<(), FusedError<E>> {
+            deliver(mem, task)?;
+            match task.compute {
+                Some(ci) => compute(mem, ci).map_err(FusedError::Compute),
+                None => Ok(()),
+            }
+        };
+        let mut times = FusedTimes::default();
+        if mode.per_tile() {
+            // Jobs of `task_min_len` tasks; two clock reads per task (the previous task's
+            // last read is the next one's start).
+            let mut per_task = vec![(Duration::ZERO, Duration::ZERO); work.len()];
+            let min = self.task_min_len.max(1);
+            work.par_chunks_mut(min)
+                .zip(per_task.par_chunks_mut(min))
+                .try_for_each(|(jobs, slots)| {
+                    let mut last = Instant::now();
+                    for ((mem, task), slot) in jobs.iter_mut().zip(slots) {
+                        deliver(mem, task)?;
+                        let delivered = Instant::now();
+                        if let Some(ci) = task.compute {
+                            compute(mem, ci).map_err(FusedError::Compute)?;
+                        }
+                        let done = Instant::now();
+                        *slot = (delivered - last, done - delivered);
+                        last = done;
+                    }
+                    Ok(())
+                })?;
+            for (task, (d, c)) in self.tasks.iter().zip(per_task) {
+                if !task.copies.is_empty() {
+                    times.deliveries.push((task.tile, d));
                 }
-                let delivered = start.map(|t| t.elapsed());
-                if let Some(ci) = task.compute {
-                    compute(mem, ci).map_err(FusedError::Compute)?;
+                if task.compute.is_some() {
+                    times.computes.push((task.tile, c));
                 }
-                Ok(match (start, delivered) {
-                    (Some(t), Some(d)) => (d, t.elapsed().saturating_sub(d)),
-                    _ => zero,
-                })
-            })
-            .try_reduce(|| zero, |a, b| Ok((a.0 + b.0, a.1 + b.1)))
+            }
+        } else {
+            work.into_par_iter()
+                .with_min_len(self.task_min_len)
+                .try_for_each(|(mem, task)| run_task(mem, task))?;
+        }
+        if let (Some(start), Some(gathered)) = (start, gathered) {
+            times.gather = gathered - start;
+            times.tasks = gathered.elapsed();
+        }
+        Ok(times)
     }
+}
+
+/// What a fused phase measured (all zero / empty when not recording).
+#[derive(Debug, Default)]
+pub(crate) struct FusedTimes {
+    /// Wall time of the gather pass (staging the distinct sources).
+    pub gather: Duration,
+    /// Wall time of the task pass (deliveries and compute).
+    pub tasks: Duration,
+    /// Per tile with deliveries: `(flat tile, delivery time)`, by tile ([`TraceMode::Tiles`]).
+    pub deliveries: Vec<(usize, Duration)>,
+    /// Per tile with vertices: `(flat tile, compute time)`, by tile ([`TraceMode::Tiles`]).
+    pub computes: Vec<(usize, Duration)>,
 }

@@ -19,6 +19,14 @@ pub(crate) const JOB_UNITS: u64 = 64 * 1024;
 /// The fixed cost of running one vertex, in the units of [`JOB_UNITS`].
 pub(crate) const VERTEX_UNITS: u64 = 1024;
 
+/// The time of delivering one byte of a fused exchange, in the work units of
+/// [`JOB_UNITS`] (a vertex's flop or written byte counts one): used only to split a fused
+/// phase's measured wall time between its exchange and its compute when tiles are not timed
+/// one by one ([`crate::TraceMode::On`]). Calibrated on the emulator with
+/// [`crate::TraceMode::Tiles`] (the tasks' measured delivery and compute times of
+/// lxmert-tiny's and lxmert-base's forward).
+pub(crate) const DELIVERY_UNITS_PER_BYTE: f64 = 1.0;
+
 /// Items per parallel job for `items` items of `units` work in total: enough that each job
 /// has about [`JOB_UNITS`] (all items in one job when the total is below that).
 pub(crate) fn min_len(units: u64, items: usize) -> usize {

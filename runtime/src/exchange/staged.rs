@@ -6,6 +6,7 @@
 use crate::program::{Superstep, TileRef};
 use rayon::prelude::*;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 /// Exchange copies landing on one destination tile.
 #[derive(Debug, Clone)]
@@ -18,13 +19,14 @@ pub(crate) struct DstGroup {
     pub staging: Range<usize>,
 }
 
-/// Groups `step`'s copies (destination tiles given by `dst`, one per copy) by destination
-/// tile, each group with its own slice of the staging buffer.
+/// Groups `step`'s non-empty copies (destination tiles given by `dst`, one per copy) by
+/// destination tile, each group with its own slice of the staging buffer.
 pub(crate) fn groups(step: &Superstep, dst: impl Fn(TileRef) -> usize) -> Vec<DstGroup> {
     let mut by_dst: Vec<(usize, usize)> = step
         .exchange
         .iter()
         .enumerate()
+        .filter(|(_, x)| x.src.region.len > 0)
         .map(|(i, x)| (dst(x.dst_tile), i))
         .collect();
     by_dst.sort_unstable();
@@ -52,15 +54,17 @@ pub(crate) fn groups(step: &Superstep, dst: impl Fn(TileRef) -> usize) -> Vec<Ds
 }
 
 /// Runs `groups` (of `step`) on `tiles` through `staging` (at least as long as the last
-/// group's end). On failure (only reachable with a plan built for another machine) returns
-/// the index of a copy that could not be made.
+/// group's end); with `per_tile`, returns each destination tile's gather plus scatter time as
+/// `(flat tile, time)`, by tile (else nothing). On failure (only reachable with a plan built
+/// for another machine) returns the index of a copy that could not be made.
 pub(crate) fn run(
     tiles: &mut [Box<[u8]>],
     staging: &mut [u8],
     step: &Superstep,
     groups: &[DstGroup],
     flat: impl Fn(TileRef) -> usize + Sync,
-) -> Result<(), usize> {
+    per_tile: bool,
+) -> Result<Vec<(usize, Duration)>, usize> {
     // Gather: every group's staging slice is filled from (shared) source tiles.
     let mut chunks: Vec<(&DstGroup, &mut [u8])> = Vec::with_capacity(groups.len());
     let mut rest = &mut *staging;
@@ -70,22 +74,29 @@ pub(crate) fn run(
         rest = tail;
     }
     let shared = &*tiles;
-    chunks
-        .into_par_iter()
-        .try_for_each(|(g, chunk)| -> Result<(), usize> {
-            let mut at = 0usize;
-            for &i in &g.copies {
-                let x = step.exchange.get(i).ok_or(i)?;
-                let (o, len) = (x.src.region.offset as usize, x.src.region.len as usize);
-                let src = shared
-                    .get(flat(x.src.tile))
-                    .and_then(|m| m.get(o..o + len))
-                    .ok_or(i)?;
-                chunk.get_mut(at..at + len).ok_or(i)?.copy_from_slice(src);
-                at += len;
-            }
-            Ok(())
-        })?;
+    let gather = |(g, chunk): (&DstGroup, &mut [u8])| -> Result<(), usize> {
+        let mut at = 0usize;
+        for &i in &g.copies {
+            let x = step.exchange.get(i).ok_or(i)?;
+            let (o, len) = (x.src.region.offset as usize, x.src.region.len as usize);
+            let src = shared
+                .get(flat(x.src.tile))
+                .and_then(|m| m.get(o..o + len))
+                .ok_or(i)?;
+            chunk.get_mut(at..at + len).ok_or(i)?.copy_from_slice(src);
+            at += len;
+        }
+        Ok(())
+    };
+    let mut times: Vec<(usize, Duration)> = if per_tile {
+        chunks
+            .into_par_iter()
+            .map(|(g, chunk)| timed(g.dst, || gather((g, chunk))))
+            .collect::<Result<_, _>>()?
+    } else {
+        chunks.into_par_iter().try_for_each(gather)?;
+        Vec::new()
+    };
     // Scatter: each destination tile copies its staging slice in.
     let mut work = Vec::with_capacity(groups.len());
     let mut wanted = groups.iter().peekable();
@@ -95,16 +106,32 @@ pub(crate) fn run(
         }
     }
     let staging = &*staging;
-    work.into_par_iter()
-        .try_for_each(|(mem, g)| -> Result<(), usize> {
-            let mut at = g.staging.start;
-            for &i in &g.copies {
-                let x = step.exchange.get(i).ok_or(i)?;
-                let (o, len) = (x.dst_offset as usize, x.src.region.len as usize);
-                let src = staging.get(at..at + len).ok_or(i)?;
-                mem.get_mut(o..o + len).ok_or(i)?.copy_from_slice(src);
-                at += len;
-            }
-            Ok(())
-        })
+    let scatter = |(mem, g): (&mut Box<[u8]>, &DstGroup)| -> Result<(), usize> {
+        let mut at = g.staging.start;
+        for &i in &g.copies {
+            let x = step.exchange.get(i).ok_or(i)?;
+            let (o, len) = (x.dst_offset as usize, x.src.region.len as usize);
+            let src = staging.get(at..at + len).ok_or(i)?;
+            mem.get_mut(o..o + len).ok_or(i)?.copy_from_slice(src);
+            at += len;
+        }
+        Ok(())
+    };
+    if per_tile {
+        let scattered: Vec<(usize, Duration)> = work
+            .into_par_iter()
+            .map(|(mem, g)| timed(g.dst, || scatter((mem, g))))
+            .collect::<Result<_, _>>()?;
+        times.extend(scattered);
+        times.sort_by_key(|t| t.0);
+    } else {
+        work.into_par_iter().try_for_each(scatter)?;
+    }
+    Ok(times)
+}
+
+/// Runs `f`, returning `(tile, its wall time)`.
+fn timed(tile: usize, f: impl FnOnce() -> Result<(), usize>) -> Result<(usize, Duration), usize> {
+    let start = Instant::now();
+    f().map(|()| (tile, start.elapsed()))
 }

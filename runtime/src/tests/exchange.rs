@@ -17,13 +17,13 @@ const STEPS: usize = 6;
 /// Host bytes per superstep in the output buffer (each superstep writes its own range).
 const HOST_STEP: u64 = 64;
 
-fn tiles() -> Vec<TileRef> {
+pub(super) fn tiles() -> Vec<TileRef> {
     (0..CHIPS)
         .flat_map(|c| (0..TILES).map(move |t| TileRef::new(c, t)))
         .collect()
 }
 
-fn flat(t: TileRef) -> usize {
+pub(super) fn flat(t: TileRef) -> usize {
     (t.chip * TILES + t.tile) as usize
 }
 
@@ -105,7 +105,7 @@ fn superstep(rng: &mut impl Rng, s: usize) -> Superstep {
     step
 }
 
-fn program(seed: u64) -> TileProgram {
+pub(super) fn program(seed: u64) -> TileProgram {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut p = TileProgram::new(CHIPS, TILES, BYTES);
     p.host_buffers = vec![
@@ -161,7 +161,7 @@ fn model(p: &TileProgram, mem: &mut [Vec<u8>], host: &mut [Vec<u8>]) {
 }
 
 /// Memories filled with a pattern (so copies are visible) and the host buffers.
-fn start(p: &TileProgram, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+pub(super) fn start(p: &TileProgram, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let mem = (0..CHIPS * TILES)
         .map(|_| (0..BYTES).map(|_| rng.gen()).collect())
@@ -191,22 +191,26 @@ fn every_exchange_plan_matches_the_phase_by_phase_model() {
                 ExchangePlan::Empty => {}
             }
         }
-        for threads in [1, 3] {
+        // Every trace mode gives the same bytes (tracing only reads clocks).
+        let modes = [TraceMode::Off, TraceMode::On, TraceMode::Tiles];
+        for (threads, mode) in [1, 3].into_iter().flat_map(|n| modes.map(|m| (n, m))) {
             let mut m = Machine::for_program(&loaded);
             for t in tiles() {
                 m.write(t, 0, &mem0[flat(t)]).unwrap();
             }
             let mut host = host0.clone();
-            m.run_in(&pool(threads), &loaded, &mut host, TraceMode::Off)
-                .unwrap();
+            m.run_in(&pool(threads), &loaded, &mut host, mode).unwrap();
             for t in tiles() {
                 assert_eq!(
                     m.tile_memory(t).unwrap(),
                     &want_mem[flat(t)][..],
-                    "seed {seed}, {threads} threads, {t}"
+                    "seed {seed}, {threads} threads, {mode:?}, {t}"
                 );
             }
-            assert_eq!(host, want_host, "seed {seed}, {threads} threads, host");
+            assert_eq!(
+                host, want_host,
+                "seed {seed}, {threads} threads, {mode:?}, host"
+            );
         }
     }
     // The random programs exercise all three plans.
@@ -215,7 +219,7 @@ fn every_exchange_plan_matches_the_phase_by_phase_model() {
 
 /// Tile 0 sends 16 bytes to every other tile; the next superstep overwrites the source on
 /// tile 0 and copies the received bytes within each receiver.
-fn broadcast() -> TileProgram {
+pub(super) fn broadcast() -> TileProgram {
     let mut p = TileProgram::new(CHIPS, TILES, BYTES);
     let src = TileRegion {
         tile: TileRef::new(0, 0),
@@ -269,7 +273,7 @@ fn replicated_sources_fuse_with_the_next_compute_and_keep_its_order() {
     let loaded = LoadedProgram::load(broadcast()).unwrap();
     assert!(matches!(loaded.plans[0].exchange, ExchangePlan::Fused(_)));
     assert!(loaded.plans[1].compute_fused);
-    for mode in [TraceMode::Off, TraceMode::On] {
+    for mode in [TraceMode::Off, TraceMode::On, TraceMode::Tiles] {
         let mut m = Machine::for_program(&loaded);
         let trace = m.run_in(&pool(2), &loaded, &mut [], mode).unwrap();
         let three = f32_bytes(&[3.0; 4]);
@@ -283,7 +287,7 @@ fn replicated_sources_fuse_with_the_next_compute_and_keep_its_order() {
             m.read(TileRef::new(0, 0), Region::new(0, 16)).unwrap(),
             &minus_one[..]
         );
-        if mode == TraceMode::On {
+        if mode.records() {
             assert_eq!(trace.supersteps.len(), 2);
             assert_eq!(trace.exchange_bytes(), 16 * 5);
             assert_eq!(trace.supersteps[1].vertices, 6);

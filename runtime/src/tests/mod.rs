@@ -1,11 +1,12 @@
 //! End-to-end tests of hand-built tile programs: a K-split matmul with partial-sum reduction
-//! through exchange (f32 and f16), determinism across thread counts, load errors, and a
-//! 1472-tile program.
+//! through exchange (f32 and f16), determinism across thread counts, load errors, a
+//! 1472-tile program, and what each trace mode records.
 
 mod errors;
 mod exchange;
 mod ksplit;
 mod streams;
+mod trace;
 mod training;
 mod vertices;
 

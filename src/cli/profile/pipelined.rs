@@ -1,7 +1,8 @@
 //! `tessera profile` of a pipelined training plan: one training step of `G` micro-batches
 //! (the plan's gradient accumulation, or `--micro-batches`) run through PopART's schedule on
-//! the emulated chips by a [`PipelineSession`] with tracing on, profiled with the plan's
-//! replicas ([`Profile::pipelined`]). Generated inputs draw a new synthetic batch per
+//! the emulated chips by a [`PipelineSession`] with tracing on (per-tile times unless
+//! `--no-tile-times`), profiled with the plan's replicas ([`Profile::pipelined`]).
+//! Generated inputs draw a new synthetic batch per
 //! micro-batch (the first is the one written to `inputs.safetensors`); given `--inputs`,
 //! every micro-batch is that batch. One replica's schedule runs: the replicas are identical.
 
@@ -29,13 +30,14 @@ pub(super) struct MoreBatches {
     pub micro_batches: Option<u64>,
 }
 
-/// Profiles the training step of `plan` (which has a pipeline): `weights` cast to the plan's
-/// types, `first` the first micro-batch's inputs.
+/// Profiles the training step of `plan` (which has a pipeline), traced with `mode`: `weights`
+/// cast to the plan's types, `first` the first micro-batch's inputs.
 pub(super) fn profile(
     more: MoreBatches,
     plan: &Plan,
     weights: &HashMap<String, Tensor>,
     first: &HashMap<String, Tensor>,
+    mode: TraceMode,
 ) -> Result<Profile> {
     let tiles = plan
         .tiles
@@ -52,7 +54,7 @@ pub(super) fn profile(
         .load(weights)
         .context("loading the weights onto the tiles")?;
     let step = session
-        .step(&micro, TraceMode::On)
+        .step(&micro, mode)
         .context("running the pipelined training step")?;
     let mut meta = super::profile_meta(plan, first, true);
     meta.settings

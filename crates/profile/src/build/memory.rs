@@ -1,15 +1,15 @@
 //! Per-chip memory figures from the plan's per-tile memory (`TilePlan::memory`, chip-major),
-//! live bytes per superstep and the code and vertex state estimate ([`super::code`]):
+//! live bytes per superstep and the code and vertex state estimate
+//! (`tessera_passes::lower::program::code_state`, as the lowering's memory check counts it):
 //! headroom (with the estimate added to each tile's peak), fullest tiles, always-live versus
 //! the rest, bytes by category at each tile's peak, and per-tile memory downsampled for the
 //! memory SVG.
 
-use super::code::TileCode;
 use super::heatmap::per_bucket;
 use super::scan::TileTotals;
 use crate::model::{Categories, ChipProfile, MemoryBucket, TileMemoryInfo};
 use crate::TOP_N;
-use tessera_passes::lower::program::{TileMemory, TilePlan};
+use tessera_passes::lower::program::{CodeState, TileMemory, TilePlan};
 
 /// Most tile buckets per chip in [`ChipProfile::memory_buckets`].
 pub const MAX_MEMORY_BUCKETS: u64 = 512;
@@ -36,7 +36,7 @@ pub(crate) fn chips(
     plan: &TilePlan,
     capacity: u64,
     tiles: &[TileTotals],
-    code: &[TileCode],
+    code: &[CodeState],
 ) -> Vec<ChipProfile> {
     let per_chip = plan.step.tiles_per_chip as usize;
     (0..plan.step.chips)

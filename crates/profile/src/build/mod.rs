@@ -2,19 +2,17 @@
 //! emulator [`Trace`] (or, for a pipelined plan, measured segment runs): the cost figures come
 //! from the plan's own `costs` (so totals agree with `TilePlan::total_cycles()` exactly),
 //! per-tile figures from re-estimating every vertex with the lowering's `vertex_cycles`,
-//! memory from `TilePlan::memory` plus the code and vertex state estimate ([`code`]), the
-//! pipeline figures from `TilePlan::pipeline` ([`pipeline`], [`runs`]).
+//! memory from `TilePlan::memory` plus the code and vertex state estimate (the lowering's
+//! `code_state`), the pipeline figures from `TilePlan::pipeline` ([`pipeline`], [`runs`]),
+//! measured per-tile times from the trace's per-tile records ([`tiles`]).
 
-mod code;
 mod heatmap;
 mod memory;
 mod pipeline;
 mod runs;
 mod scan;
+pub(crate) mod tiles;
 
-pub use code::{
-    CODE_BYTES_PER_CODELET, VERTEX_STATE_BYTES_PER_REGION, VERTEX_STATE_BYTES_PER_SCALAR,
-};
 pub use heatmap::{MAX_STEP_BUCKETS, MAX_TILE_BUCKETS};
 pub use memory::MAX_MEMORY_BUCKETS;
 pub use pipeline::Parallelism;
@@ -24,7 +22,7 @@ use crate::model::*;
 use crate::TOP_N;
 use std::collections::BTreeMap;
 use tessera_passes::lower::program::pipeline::{MicroBatchRun, PipelineProgram};
-use tessera_passes::lower::program::TilePlan;
+use tessera_passes::lower::program::{code_state, TilePlan};
 use tessera_runtime::Trace;
 use tessera_target::Target;
 
@@ -96,6 +94,17 @@ impl Profile {
                 s.measured = ms;
             }
             self.totals.measured = Some(m.totals);
+            if let Some(steps) = m.tiles {
+                let scan = scan::scan(&plan.step, target)?;
+                let per_chip = u64::from(plan.step.tiles_per_chip.max(1));
+                self.measured_tiles = Some(tiles::measured_tiles(
+                    &steps,
+                    runs.len() as u64,
+                    &scan,
+                    &self.busiest_tiles,
+                    per_chip,
+                ));
+            }
         }
         self.throughput = Throughput {
             batch: info.samples_per_step,
@@ -137,7 +146,7 @@ fn base(
         });
     }
     let scan = scan::scan(&plan.step, target)?;
-    let code = code::estimate(
+    let code = code_state(
         &[&plan.load, &plan.step],
         usize::try_from(plan.step.total_tiles()).unwrap_or(0),
     );
@@ -224,6 +233,20 @@ fn base(
         .collect();
     busiest_tiles.sort_by_key(|t| (std::cmp::Reverse(t.compute_cycles), t.chip, t.tile));
     busiest_tiles.truncate(TOP_N);
+    let measured_tiles = trace.and_then(|t| {
+        let mut folder = tiles::Folder::new(steps.len());
+        for (i, rec) in t.supersteps.iter().enumerate() {
+            folder.add(i, &rec.tiles);
+        }
+        let steps = folder.finish()?;
+        Some(tiles::measured_tiles(
+            &steps,
+            1,
+            &scan,
+            &busiest_tiles,
+            per_chip,
+        ))
+    });
 
     let throughput = Throughput {
         batch: meta.batch,
@@ -251,10 +274,12 @@ fn base(
         top_labels,
         busiest_tiles,
         heatmap: scan.heatmap.finish(),
+        measured_tiles,
         oom: plan.oom.as_ref().map(|o| OomInfo {
             chip: o.chip,
             tile: o.tile,
             used_bytes: o.used,
+            code_vertex_state_bytes: o.code_bytes + o.vertex_state_bytes,
             capacity_bytes: o.capacity,
         }),
     })

@@ -1,8 +1,10 @@
 //! Measured segment runs of a pipelined step (`PipelineSession::step` with tracing on) mapped
 //! onto the profile: each run's wall time onto its [`crate::model::SegmentRun`], each traced
 //! superstep onto the superstep of `step` it is a copy of (a stash slot other than 0 onto
-//! slot 0's superstep), for per-superstep means, and the whole step's sums.
+//! slot 0's superstep), for per-superstep means (per-tile times too, when recorded), and the
+//! whole step's sums.
 
+use super::tiles::{Folder, TileMean};
 use crate::error::{ProfileError, Result};
 use crate::model::{Measured, MeasuredStep, PipelineInfo};
 use std::collections::HashMap;
@@ -16,6 +18,9 @@ pub(crate) struct RunMeasurements {
     pub steps: Vec<Option<MeasuredStep>>,
     /// Sums over every run.
     pub totals: Measured,
+    /// Per superstep of `step`: each tile's mean times over the runs that include it, when
+    /// the runs recorded per-tile times.
+    pub tiles: Option<Vec<Vec<TileMean>>>,
 }
 
 /// The supersteps of `step` a stash copy's trace records stand for: slot 0's range, or for
@@ -57,6 +62,7 @@ pub(crate) fn apply(
         }
     }
     let mut sums = vec![(SuperstepTrace::default(), 0u32); steps];
+    let mut folder = Folder::new(steps);
     let mut totals = SuperstepTrace::default();
     for run in runs {
         let bad = |problem: String| ProfileError::RunMismatch {
@@ -104,6 +110,9 @@ pub(crate) fn apply(
         for (rec, idx) in run.trace.supersteps.iter().zip(mapped) {
             wall += total(rec);
             add(&mut totals, rec);
+            if let Some(i) = idx {
+                folder.add(i, &rec.tiles);
+            }
             if let Some((sum, n)) = idx.and_then(|i| sums.get_mut(i)) {
                 add(sum, rec);
                 *n += 1;
@@ -131,7 +140,11 @@ pub(crate) fn apply(
         total_seconds: total(&totals).as_secs_f64(),
     };
     info.measured_seconds = Some(m.total_seconds);
-    Ok(RunMeasurements { steps, totals: m })
+    Ok(RunMeasurements {
+        steps,
+        totals: m,
+        tiles: folder.finish(),
+    })
 }
 
 fn add(sum: &mut SuperstepTrace, rec: &SuperstepTrace) {

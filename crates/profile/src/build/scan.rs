@@ -29,6 +29,8 @@ pub(crate) struct StepScan {
     pub host_to_tile_bytes: u64,
     pub tile_to_host_bytes: u64,
     pub tile_cycles: u64,
+    /// Global tile with the most compute cycles (the first of equals), if any computes.
+    pub busiest_tile: Option<u64>,
 }
 
 /// Per-tile totals over the run (indexed by global tile).
@@ -74,6 +76,7 @@ pub(crate) fn scan(program: &TileProgram, target: &Target) -> Result<Scan> {
         let mut chips = BTreeSet::new();
         let mut compute_chips = BTreeSet::new();
         let (mut max, mut sum, mut computing) = (0u64, 0u64, 0u64);
+        let mut busiest: Option<(u64, u64)> = None;
         for tc in &step.compute {
             let g = global(tc.tile)?;
             let mut cycles = 0u64;
@@ -91,6 +94,10 @@ pub(crate) fn scan(program: &TileProgram, target: &Target) -> Result<Scan> {
             }
             out.heatmap.add(g as u64, si as u64, cycles);
             if !tc.vertices.is_empty() {
+                let g = g as u64;
+                if busiest.is_none_or(|(bg, bc)| cycles > bc || (cycles == bc && g < bg)) {
+                    busiest = Some((g, cycles));
+                }
                 computing += 1;
                 compute_chips.insert(tc.tile.chip);
                 chips.insert(tc.tile.chip);
@@ -118,6 +125,7 @@ pub(crate) fn scan(program: &TileProgram, target: &Target) -> Result<Scan> {
             host_to_tile_bytes: h2t,
             tile_to_host_bytes: t2h,
             tile_cycles: sum,
+            busiest_tile: busiest.map(|b| b.0),
         });
     }
     Ok(out)

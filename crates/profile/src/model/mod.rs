@@ -8,21 +8,24 @@
 //! tile index is `chip * tiles_per_chip + tile` (chip-major), as in `TilePlan::memory`.
 //! Optional fields are `null` when absent (e.g. `measured` without an emulator trace).
 //! The per-chip memory figures are in `memory`, the pipeline figures of pipelined training
-//! plans in `pipeline` (both re-exported here).
+//! plans in `pipeline`, the measured per-tile times in `tiles` (all re-exported here).
 
 mod memory;
 mod pipeline;
+mod tiles;
 
 pub use memory::*;
 pub use pipeline::*;
+pub use tiles::*;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the `profile.json` format written by this build; [`crate::Profile::load`]
 /// refuses other versions. Version 2 added the pipeline figures, the `gradients`, `stash` and
-/// `code_vertex_state` memory categories and the code-inclusive headroom.
-pub const FORMAT_VERSION: u32 = 2;
+/// `code_vertex_state` memory categories and the code-inclusive headroom; version 3 the
+/// measured per-tile times (`measured_tiles`) and the code and vertex state of `oom`.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Who/what was profiled: given by the caller, copied into the profile unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,6 +73,8 @@ pub struct Profile {
     pub busiest_tiles: Vec<TileCycles>,
     /// Per-tile × per-superstep compute cycles, downsampled.
     pub heatmap: Heatmap,
+    /// Measured per-tile times (a trace recorded with `TraceMode::Tiles`), `null` without.
+    pub measured_tiles: Option<MeasuredTiles>,
     /// The first tile over capacity, when the plan was lowered with `allow_oom`.
     pub oom: Option<OomInfo>,
 }
@@ -302,8 +307,10 @@ pub struct OomInfo {
     pub chip: u32,
     /// Tile within the chip.
     pub tile: u32,
-    /// Peak bytes needed.
+    /// Bytes needed: the tile's peak of tensors and buffers plus its code and vertex state.
     pub used_bytes: u64,
+    /// Of which code and vertex state (always live).
+    pub code_vertex_state_bytes: u64,
     /// Capacity.
     pub capacity_bytes: u64,
 }

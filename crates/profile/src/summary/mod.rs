@@ -1,11 +1,13 @@
 //! The human-readable summary (`summary.txt`): aligned tables of totals, throughput, the
 //! pipeline schedule of a pipelined plan ([`pipeline`]), top compute sets, vertex kinds and
-//! labels, per-chip memory ([`memory`]) and busiest tiles. It depends only on the profile, and
+//! labels, per-chip memory ([`memory`]), busiest tiles and, with per-tile times, the measured
+//! tile balance ([`tiles`]). It depends only on the profile, and
 //! shows wall-clock figures only when the profile holds measurements, so the summary of a
 //! plan is deterministic (golden-testable).
 
 mod memory;
 mod pipeline;
+mod tiles;
 
 use crate::fmt::{bytes, clip, pct, seconds, thousands, Table};
 use crate::model::Profile;
@@ -23,6 +25,7 @@ pub fn summary_text(p: &Profile) -> String {
     tops(p, &mut s);
     memory::section(p, &mut s);
     tiles(p, &mut s);
+    tiles::section(p, &mut s);
     s
 }
 
@@ -48,10 +51,11 @@ fn header(p: &Profile, s: &mut String) {
     if let Some(o) = &p.oom {
         let _ = writeln!(
             s,
-            "OUT OF MEMORY: chip {} tile {} needs {} bytes, capacity {} bytes",
+            "OUT OF MEMORY: chip {} tile {} needs {} bytes (of which code and vertex state {}), capacity {} bytes",
             o.chip,
             o.tile,
             thousands(o.used_bytes),
+            thousands(o.code_vertex_state_bytes),
             thousands(o.capacity_bytes)
         );
     }

@@ -1,20 +1,65 @@
 //! `heatmap.svg`: compute cycles per tile (rows, chip-major global tile index) and superstep
 //! (columns), as stored in the profile's downsampled heatmap (max over each cell's tiles and
-//! supersteps), with chip boundaries and a colour-scale legend.
+//! supersteps), with chip boundaries and a colour-scale legend; and `heatmap_measured.svg`,
+//! the same chart (same layout, axes and buckets) of the emulator's measured compute time per
+//! tile and superstep, in µs.
 
 use super::{colour, open, text, tick_label, ticks, x_axis, Area};
 use crate::model::Profile;
 use std::fmt::Write;
 
-/// The heatmap chart of `p`.
+/// A downsampled tile × superstep grid and how to label its values.
+struct Grid<'a> {
+    cells: &'a [Vec<u64>],
+    tiles: u64,
+    supersteps: u64,
+    max: u64,
+    /// Legend value per cell unit (cycles: 1; ns shown in µs: 1e-3).
+    scale: f64,
+    /// Legend title.
+    unit: &'a str,
+}
+
+/// The heatmap chart of `p`: the cost model's compute cycles.
 pub fn heatmap_svg(p: &Profile) -> String {
     let h = &p.heatmap;
-    let (width, height) = (1100.0, 700.0);
     let title = format!(
         "Compute cycles per tile and superstep (max over cells of {} tile(s) x {} superstep(s))",
         h.tiles_per_bucket, h.steps_per_bucket
     );
-    let mut s = open(width, height, &title);
+    let grid = Grid {
+        cells: &h.cells,
+        tiles: h.tiles,
+        supersteps: h.supersteps,
+        max: h.max_cycles,
+        scale: 1.0,
+        unit: "cycles",
+    };
+    render(p, &grid, &title)
+}
+
+/// The measured heatmap of `p` (emulator compute time per tile and superstep), when the
+/// profile holds per-tile times.
+pub fn measured_heatmap_svg(p: &Profile) -> Option<String> {
+    let h = &p.measured_tiles.as_ref()?.heatmap;
+    let title = format!(
+        "Measured compute time per tile and superstep, emulator (max over cells of {} tile(s) x {} superstep(s))",
+        h.tiles_per_bucket, h.steps_per_bucket
+    );
+    let grid = Grid {
+        cells: &h.cells,
+        tiles: h.tiles,
+        supersteps: h.supersteps,
+        max: h.max_ns,
+        scale: 1e-3,
+        unit: "µs",
+    };
+    Some(render(p, &grid, &title))
+}
+
+fn render(p: &Profile, h: &Grid<'_>, title: &str) -> String {
+    let (width, height) = (1100.0, 700.0);
+    let mut s = open(width, height, title);
     let a = Area {
         x: 110.0,
         y: 50.0,
@@ -30,7 +75,7 @@ pub fn heatmap_svg(p: &Profile) -> String {
         "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{zero}\"/>",
         a.x, a.y, a.w, a.h
     );
-    let max = h.max_cycles.max(1) as f64;
+    let max = h.max.max(1) as f64;
     for (r, row) in h.cells.iter().enumerate() {
         for (c, &v) in row.iter().enumerate() {
             if v > 0 {
@@ -88,8 +133,9 @@ pub fn heatmap_svg(p: &Profile) -> String {
     }
     s.push_str("</linearGradient></defs>\n");
     let _ = writeln!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"url(#scale)\" stroke=\"black\"/>", l.x, l.y, l.w, l.h);
-    for t in ticks(max, 6).into_iter().filter(|&t| t <= max) {
-        let y = l.y + l.h - t / max * l.h;
+    let top = max * h.scale;
+    for t in ticks(top, 6).into_iter().filter(|&t| t <= top) {
+        let y = l.y + l.h - t / top * l.h;
         let _ = writeln!(
             s,
             "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"black\"/>",
@@ -98,7 +144,7 @@ pub fn heatmap_svg(p: &Profile) -> String {
         );
         text(&mut s, l.x + l.w + 6.0, y + 4.0, "start", &tick_label(t));
     }
-    text(&mut s, l.x + l.w / 2.0, l.y - 8.0, "middle", "cycles");
+    text(&mut s, l.x + l.w / 2.0, l.y - 8.0, "middle", h.unit);
     s.push_str("</svg>\n");
     s
 }

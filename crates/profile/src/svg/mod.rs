@@ -1,6 +1,6 @@
 //! Hand-written SVG charts of a profile (no dependencies): memory per tile per chip, a tile ×
-//! superstep compute-cycle heatmap, a per-chip timeline and, for pipelined plans, the
-//! pipeline schedule. This module holds the shared pieces: XML escaping, "nice" axis ticks,
+//! superstep compute-cycle heatmap (and its measured counterpart), a per-chip timeline and,
+//! for pipelined plans, the pipeline schedule. This module holds the shared pieces: XML escaping, "nice" axis ticks,
 //! the colour scale and axis drawing.
 
 mod heatmap;
@@ -8,7 +8,7 @@ mod memory;
 mod pipeline;
 mod timeline;
 
-pub use heatmap::heatmap_svg;
+pub use heatmap::{heatmap_svg, measured_heatmap_svg};
 pub use memory::memory_svg;
 pub use pipeline::pipeline_svg;
 pub use timeline::timeline_svg;

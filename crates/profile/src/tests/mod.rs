@@ -6,6 +6,7 @@ mod checks;
 mod pipeline;
 mod pipeline_runs;
 mod reports;
+mod tiles;
 mod xml;
 
 use crate::{Profile, ProfileMeta};

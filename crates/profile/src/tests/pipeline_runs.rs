@@ -1,12 +1,12 @@
 //! The pipelined profile with measured runs: a traced `PipelineSession` step of the plan of
 //! [`super::pipeline`], its runs mapped onto the profile, the Chrome trace (one event per
-//! segment run, at cost-model times and measured), the pipeline SVG, the summary and the
-//! report directory; and runs that do not match the schedule refused.
+//! segment run, at cost-model times and measured), per-tile times, the pipeline SVG, the
+//! summary and the report directory; and runs that do not match the schedule refused.
 
 use super::pipeline::{config, meta, pipelined, plan, small_target, BATCH, STAGES};
 use super::xml::check_well_formed;
 use crate::{chrome_trace, pipeline_svg, summary_text, write_all};
-use crate::{Parallelism, Profile, ProfileError, PIPELINE_FILE};
+use crate::{Parallelism, Profile, ProfileError, MEASURED_HEATMAP_FILE, PIPELINE_FILE};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use tessera_ir::Tensor;
@@ -65,7 +65,7 @@ fn measured(g: usize) -> (Profile, Vec<MicroBatchRun>) {
         .collect();
     session.load(&weights).unwrap();
     let micro: Vec<_> = (0..g).map(feeds).collect();
-    let step = session.step(&micro, TraceMode::On).unwrap();
+    let step = session.step(&micro, TraceMode::Tiles).unwrap();
     let par = Parallelism {
         micro_batches: g as u64,
         replicas: 1,
@@ -177,9 +177,29 @@ fn measured_runs_trace_and_svg() {
     ] {
         assert!(text.contains(want), "{want} missing in\n{text}");
     }
+    // Per-tile times: every run folded in; in each segment's own supersteps, a record for
+    // every tile that runs vertices there (means over the runs of that superstep).
+    let m = p.measured_tiles.as_ref().unwrap();
+    assert_eq!(m.runs, runs.len() as u64);
+    assert_eq!(m.supersteps.len(), plan().step.supersteps.len());
+    for seg in &plan().pipeline.as_ref().unwrap().segments {
+        for s in seg.run.clone() {
+            let computing = plan().step.supersteps[s]
+                .compute
+                .iter()
+                .filter(|tc| !tc.vertices.is_empty())
+                .count();
+            assert_eq!(m.supersteps[s].computing_tiles, computing as u64, "{s}");
+        }
+    }
+    assert!(text.contains("Measured tile balance") && text.contains("segment runs"));
     let dir = tempfile::tempdir().unwrap();
     let files = write_all(&p, dir.path()).unwrap();
-    assert_eq!(files.last().unwrap().file_name().unwrap(), PIPELINE_FILE);
+    let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap()).collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        [PIPELINE_FILE, MEASURED_HEATMAP_FILE]
+    );
     // profile.json keeps the pipeline (floats up to JSON's decimal round trip).
     let back = Profile::load(dir.path()).unwrap().pipeline.unwrap();
     assert_eq!(

@@ -17,7 +17,8 @@
 //! - **Gather** runs a lookup vertex on every tile holding a column block of the table.
 //!
 //! Every allocation goes through per-tile first-fit allocators with liveness, so the plan
-//! states each tile's peak memory; a tile over capacity is an [`LowerError::OutOfMemory`] in
+//! states each tile's peak memory; a tile whose peak plus its code and vertex state
+//! ([`code_state`], always live) is over capacity is an [`LowerError::OutOfMemory`] in
 //! Poplar's words with the largest tensors and vertices on it, unless `allow_oom`.
 //!
 //! Two programs come out: `load` (weights and constants into tile memory, once) and `step`
@@ -27,6 +28,7 @@
 
 mod access;
 mod builder;
+pub mod code_state;
 mod gather;
 mod landing;
 pub mod layout;
@@ -51,6 +53,7 @@ use tessera_ir::{Graph, TensorType};
 use tessera_runtime::program::TileProgram;
 use tessera_target::Target;
 
+pub use code_state::{code_state, CodeState};
 pub use layout::Layout;
 pub use lowering::lower_program;
 pub use pack::vertex_cycles;

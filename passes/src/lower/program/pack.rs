@@ -1,4 +1,5 @@
-//! Packing the stage list into supersteps, and the plan's memory and cost figures.
+//! Packing the stage list into supersteps, and the plan's memory and cost figures, with the
+//! out-of-memory check (every tile's peak plus its code and vertex state, [`super::code_state`]).
 //!
 //! A superstep runs compute, then exchange. Consecutive compute stages share one compute
 //! phase (a tile runs its vertices in order, and a vertex only reads its own tile, so an op
@@ -7,6 +8,7 @@
 //! the first superstep's compute, outputs stream out after the last exchange.
 
 use super::builder::{to_u32, Category, Stage};
+use super::code_state::{code_state, CodeState};
 use super::layout::Layout;
 use super::lowering::Ctx;
 use super::{HostTensor, MemoryByCategory, StepCost, TileMemory, TilePlan};
@@ -197,11 +199,13 @@ pub(crate) fn assemble(
         clock_hz: target.clock_hz,
         pipeline: None,
     };
-    if let Some((chip, tile, m)) = plan.fullest_tile() {
-        if m.peak > target.bytes_per_tile {
-            let book =
-                cx.b.books
-                    .get(chip as usize * tiles as usize + tile as usize);
+    // The memory check: each tile's peak plus its code and vertex state (always live).
+    let code = code_state(&[&plan.load, &plan.step], plan.memory.len());
+    if let Some((i, m, c)) = fullest_with_code(&plan.memory, &code) {
+        if m.peak + c.total() > target.bytes_per_tile {
+            let per_chip = tiles.max(1) as usize;
+            let (chip, tile) = ((i / per_chip) as u32, (i % per_chip) as u32);
+            let book = cx.b.books.get(i);
             let named = |list: &[super::builder::Named]| {
                 list.iter()
                     .map(|n| TileTensor {
@@ -214,8 +218,10 @@ pub(crate) fn assemble(
             let oom = OutOfMemory {
                 chip,
                 tile,
-                used: m.peak,
+                used: m.peak + c.total(),
                 capacity: target.bytes_per_tile,
+                code_bytes: c.code,
+                vertex_state_bytes: c.vertex_state,
                 largest: book.map(|b| named(&b.largest)).unwrap_or_default(),
                 largest_vertices: book.map(|b| named(&b.largest_vertices)).unwrap_or_default(),
             };
@@ -226,6 +232,19 @@ pub(crate) fn assemble(
         }
     }
     Ok(plan)
+}
+
+/// The tile (global index) with the most bytes in use counting its code and vertex state
+/// (the first of equals), with its figures.
+fn fullest_with_code(
+    memory: &[TileMemory],
+    code: &[CodeState],
+) -> Option<(usize, TileMemory, CodeState)> {
+    memory
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i, *m, code.get(i).copied().unwrap_or_default()))
+        .max_by_key(|(i, m, c)| (m.peak + c.total(), std::cmp::Reverse(*i)))
 }
 
 /// A tile's memory figures from its book.
