@@ -381,7 +381,8 @@ fn written(v: &tessera_runtime::Vertex) -> u64 {
         | V::Compare { dst, .. }
         | V::Select { dst, .. }
         | V::ReduceRows { dst, .. }
-        | V::ScatterAdd { dst, .. } => *dst,
+        | V::ScatterAdd { dst, .. }
+        | V::Expand { dst, .. } => *dst,
     };
     u64::from(r.len)
 }
