@@ -64,8 +64,9 @@ pub struct InspectArgs {
     /// For a plan: model, seed, train, precision, target, chips, tiles_per_chip, tiles (null
     /// without a tile program) = {supersteps, vertices, vertices_by_kind, exchange_bytes,
     /// inter_chip_bytes, cycles, seconds, oom (the out-of-memory report or null), memory =
-    /// {capacity, always_live_bytes, tiles_over_capacity, fullest_tile = {chip, tile, peak},
-    /// chips = [{chip, max_peak, mean_peak, fullest_tile}]}, top_supersteps = [{index, label,
+    /// {capacity, always_live_bytes, code_vertex_state_bytes, tiles_over_capacity, fullest_tile
+    /// = {chip, tile, peak}, chips = [{chip, max_peak, mean_peak, fullest_tile}]} (peaks count
+    /// the estimated code and vertex state, as the out-of-memory check does), top_supersteps = [{index, label,
     /// cycles, exchange_bytes}] (the 10 with the most estimated cycles)}.
     #[arg(long)]
     json: bool,

@@ -7,11 +7,12 @@
 
 mod optimizer;
 
-pub use optimizer::{optimizer_line, optimizer_summary, OptimizerSummary};
+use optimizer::{optimizer_line, optimizer_summary, OptimizerSummary};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use tessera_passes::lower::program::code_state::code_state;
 use tessera_passes::lower::program::TilePlan;
 use tessera_passes::lower::thousands;
 use tessera_plan::Plan;
@@ -93,7 +94,10 @@ pub struct MemoryInfo {
     pub capacity: u64,
     /// Always-live bytes summed over all tiles (weights, inputs, constants).
     pub always_live_bytes: u64,
-    /// Tiles whose peak exceeds the capacity.
+    /// Estimated code and vertex state summed over all tiles (always live; counted in every
+    /// peak below, as the lowering's out-of-memory check counts it).
+    pub code_vertex_state_bytes: u64,
+    /// Tiles whose peak (data plus code and vertex state) exceeds the capacity.
     pub tiles_over_capacity: usize,
     /// The tile with the largest peak.
     pub fullest_tile: Option<TileAt>,
@@ -196,33 +200,44 @@ pub fn tile_info(t: &TilePlan) -> TileInfo {
 fn memory_info(t: &TilePlan) -> MemoryInfo {
     let capacity = u64::from(t.step.bytes_per_tile);
     let per_chip = t.step.tiles_per_chip.max(1) as usize;
-    let chips = t
+    // Each tile's peak data plus its code and vertex state (always live), as the lowering's
+    // out-of-memory check counts them.
+    let code = code_state(&[&t.load, &t.step], t.memory.len());
+    let used: Vec<u64> = t
         .memory
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m.peak + code.get(i).map_or(0, |c| c.code + c.vertex_state))
+        .collect();
+    let fullest = |tiles: &[u64]| {
+        tiles
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, &u)| (u, std::cmp::Reverse(*i)))
+            .map(|(i, &u)| (i, u))
+    };
+    let chips = used
         .chunks(per_chip)
         .enumerate()
         .map(|(chip, tiles)| {
-            let (fullest, max_peak) = tiles
-                .iter()
-                .enumerate()
-                .max_by_key(|(i, m)| (m.peak, std::cmp::Reverse(*i)))
-                .map_or((0, 0), |(i, m)| (i, m.peak));
+            let (tile, max_peak) = fullest(tiles).unwrap_or((0, 0));
             ChipMemory {
                 chip: chip as u32,
                 max_peak,
-                mean_peak: tiles.iter().map(|m| m.peak as f64).sum::<f64>()
-                    / tiles.len().max(1) as f64,
-                fullest_tile: fullest as u32,
+                mean_peak: tiles.iter().map(|&u| u as f64).sum::<f64>() / tiles.len().max(1) as f64,
+                fullest_tile: tile as u32,
             }
         })
         .collect();
     MemoryInfo {
         capacity,
         always_live_bytes: t.memory.iter().map(|m| m.always_live).sum(),
-        tiles_over_capacity: t.memory.iter().filter(|m| m.peak > capacity).count(),
-        fullest_tile: t.fullest_tile().map(|(chip, tile, m)| TileAt {
-            chip,
-            tile,
-            peak: m.peak,
+        code_vertex_state_bytes: code.iter().map(|c| c.code + c.vertex_state).sum(),
+        tiles_over_capacity: used.iter().filter(|&&u| u > capacity).count(),
+        fullest_tile: fullest(&used).map(|(i, peak)| TileAt {
+            chip: (i / per_chip) as u32,
+            tile: (i % per_chip) as u32,
+            peak,
         }),
         chips,
     }
@@ -343,8 +358,10 @@ impl PlanInfo {
         let m = &t.memory;
         let _ = writeln!(
             out,
-            "memory: always-live {} bytes in total; {} tile(s) over capacity",
+            "memory: always-live {} bytes in total, code and vertex state ~{} (estimate, counted \
+             in every tile's peak); {} tile(s) over capacity",
             thousands(m.always_live_bytes),
+            thousands(m.code_vertex_state_bytes),
             m.tiles_over_capacity
         );
         if let Some(f) = &m.fullest_tile {

@@ -50,9 +50,43 @@ fn plan() -> TilePlan {
     p
 }
 
+/// The plan without vertices: its memory figures are the faked ones alone.
+fn plan_without_vertices() -> TilePlan {
+    let mut p = plan();
+    for s in p.step.supersteps.iter_mut().chain(&mut p.load.supersteps) {
+        s.compute.clear();
+    }
+    p
+}
+
+#[test]
+fn code_and_vertex_state_count_in_the_peaks() {
+    use tessera_runtime::program::{Region, TileCompute, TileRef};
+    use tessera_runtime::vertex::{Elem, Vertex};
+    let mut p = plan_without_vertices();
+    // One fill vertex on tile 1 of chip 0: 1 KiB of code for its codelet, 8 bytes for its
+    // region and 4 for its scalar (the documented estimate).
+    p.step.supersteps[0].compute.push(TileCompute {
+        tile: TileRef::new(0, 1),
+        vertices: vec![Vertex::Fill {
+            elem: Elem::F32,
+            dst: Region::new(0, 4),
+            value: 0.0,
+        }],
+    });
+    let m = tile_info(&p).memory;
+    assert_eq!(m.code_vertex_state_bytes, 1024 + 8 + 4);
+    assert_eq!(
+        (m.chips[0].max_peak, m.chips[0].fullest_tile),
+        (300 + 1036, 1)
+    );
+    assert_eq!(m.tiles_over_capacity, 3);
+}
+
 #[test]
 fn figures_follow_the_plan() {
-    let info = tile_info(&plan());
+    let info = tile_info(&plan_without_vertices());
+    let with_vertices = tile_info(&plan());
     // Σ (c + 10 + 5) over c = 100·(i mod 4), i < 12: 3·(0+100+200+300) + 12·15.
     assert_eq!(info.cycles, 1800 + 180);
     assert!((info.seconds - 1980e-9).abs() < 1e-15);
@@ -78,8 +112,9 @@ fn figures_follow_the_plan() {
     assert_eq!(top, vec![3, 7, 11, 2, 6, 10, 1, 5, 9, 0]);
     assert_eq!(info.top_supersteps[0].cycles, 315);
     // Vertices are counted from the program: the add is at least one binary vertex.
-    assert!(info.vertices_by_kind.get("binary").is_some_and(|n| *n >= 1));
-    assert_eq!(info.vertices, info.vertices_by_kind.values().sum::<u64>());
+    let kinds = &with_vertices.vertices_by_kind;
+    assert!(kinds.get("binary").is_some_and(|n| *n >= 1));
+    assert_eq!(with_vertices.vertices, kinds.values().sum::<u64>());
     let text = tiles_text(&info);
     assert!(
         text.contains("chip 1: fullest tile 0 at 1,200 / 1,000 bytes (120.0%)"),
