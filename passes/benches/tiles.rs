@@ -271,6 +271,19 @@ fn trace_cost(name: &str, plan: &TilePlan, s: &mut TileSession, inputs: &HashMap
     println!("{name}: trace cost, {n} interleaved runs per mode");
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut base = (0.0, 0.0);
+    // Paired: each round's On and Tiles run against the same round's Off run (drift in the
+    // machine's load cancels), median of the ratios.
+    let paired: Vec<f64> = (1..modes.len())
+        .map(|m| {
+            let mut r: Vec<f64> = times[m]
+                .iter()
+                .zip(&times[0])
+                .map(|(x, off)| x.as_secs_f64() / off.as_secs_f64())
+                .collect();
+            r.sort_by(f64::total_cmp);
+            r.get(r.len() / 2).copied().unwrap_or(1.0)
+        })
+        .collect();
     for ((mode, t), ph) in modes.iter().zip(&mut times).zip(phases) {
         t.sort();
         let (min, med) = (ms(t[0]), ms(t[t.len() / 2]));
@@ -287,8 +300,14 @@ fn trace_cost(name: &str, plan: &TilePlan, s: &mut TileSession, inputs: &HashMap
         } else {
             String::new()
         };
+        let pair = match modes.iter().position(|m| m == mode) {
+            Some(i) if i > 0 => paired.get(i - 1).map_or(String::new(), |r| {
+                format!(", paired median {:+.1} %", (r - 1.0) * 100.0)
+            }),
+            _ => String::new(),
+        };
         println!(
-            "  {:>6}: min {min:>9.3} ms ({:+.1} %), median {med:>9.3} ms ({:+.1} %){split}",
+            "  {:>6}: min {min:>9.3} ms ({:+.1} %), median {med:>9.3} ms ({:+.1} %){pair}{split}",
             format!("{mode:?}"),
             (min / base.0 - 1.0) * 100.0,
             (med / base.1 - 1.0) * 100.0

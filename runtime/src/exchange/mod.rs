@@ -20,12 +20,15 @@ pub(crate) const JOB_UNITS: u64 = 64 * 1024;
 pub(crate) const VERTEX_UNITS: u64 = 1024;
 
 /// The time of delivering one byte of a fused exchange, in the work units of
-/// [`JOB_UNITS`] (a vertex's flop or written byte counts one): used only to split a fused
-/// phase's measured wall time between its exchange and its compute when tiles are not timed
-/// one by one ([`crate::TraceMode::On`]). Calibrated on the emulator with
-/// [`crate::TraceMode::Tiles`] (the tasks' measured delivery and compute times of
-/// lxmert-tiny's and lxmert-base's forward).
-pub(crate) const DELIVERY_UNITS_PER_BYTE: f64 = 1.0;
+/// [`JOB_UNITS`] (a vertex's flop or written byte counts one, plus [`VERTEX_UNITS`] per
+/// vertex): used only to split a fused phase's measured wall time between its exchange and
+/// its compute when tiles are not timed one by one ([`crate::TraceMode::On`]). Calibrated with
+/// [`crate::TraceMode::Tiles`] (summed per-tile delivery and compute times of the fused
+/// phases, one clock read taken off each; `TILES_TRACE_COST` in `passes/benches/tiles.rs`):
+/// 1.8 units per byte for lxmert-base's forward on 4 chips (large operand blocks), 3.6–3.8
+/// for lxmert-tiny's (small copies, where each copy's fixed cost weighs more). 2.5 sits
+/// between: the split of either is off by at most about 40 % of its delivery part.
+pub(crate) const DELIVERY_UNITS_PER_BYTE: f64 = 2.5;
 
 /// Items per parallel job for `items` items of `units` work in total: enough that each job
 /// has about [`JOB_UNITS`] (all items in one job when the total is below that).
