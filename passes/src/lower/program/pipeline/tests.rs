@@ -50,6 +50,31 @@ fn placed(t: &Training, stages: u32, mode: RecomputeMode) -> Graph {
 /// Worst error of `got` against `want`, relative to each tensor's largest magnitude (at
 /// least `floor` of the largest over all tensors: some key-bias gradients are zero up to
 /// rounding).
+/// The optimizer graph of `graph`'s trainable parameters: AdamW (betas 0.9/0.999, eps 1e-8,
+/// weight decay 0.01, clipping at 1.0) with the non-finite guard, over 10 steps.
+fn guarded_adamw(graph: &Graph, lr: f64, warmup_steps: u64, grad_accum: usize) -> Graph {
+    use crate::optim::{
+        build_optimizer_graph_with, trainer_optim_params, AdamWConfig, OptimPrecision,
+    };
+    let params = trainer_optim_params(graph).unwrap();
+    let cfg = AdamWConfig {
+        lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+        warmup_steps,
+        total_steps: 10,
+        grad_accum,
+        max_grad_norm: Some(1.0),
+    };
+    let prec = OptimPrecision {
+        skip_non_finite: true,
+        ..OptimPrecision::default()
+    };
+    build_optimizer_graph_with(&params, &cfg, &prec).unwrap()
+}
+
 fn worst(want: &HashMap<String, Vec<f64>>, got: &HashMap<String, Tensor>, floor: f64) -> f64 {
     let max_abs = |v: &[f64]| v.iter().fold(0f64, |m, x| m.max(x.abs()));
     let global = want.values().map(|v| max_abs(v)).fold(0f64, f64::max);
@@ -167,28 +192,9 @@ fn the_schedule_over_micro_batches_matches_the_evaluator_in_every_recompute_mode
 
 #[test]
 fn the_optimizer_graph_lowers_and_matches_the_evaluator() {
-    use crate::optim::{
-        build_optimizer_graph_with, trainer_optim_params, AdamWConfig, OptimPrecision,
-    };
     use rand::{Rng, SeedableRng};
     let t = tiny_training(7);
-    let params = trainer_optim_params(&t.graph).unwrap();
-    let cfg = AdamWConfig {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.01,
-        warmup_steps: 1,
-        total_steps: 10,
-        grad_accum: 4,
-        max_grad_norm: Some(1.0),
-    };
-    let prec = OptimPrecision {
-        skip_non_finite: true,
-        ..OptimPrecision::default()
-    };
-    let g = build_optimizer_graph_with(&params, &cfg, &prec).unwrap();
+    let g = guarded_adamw(&t.graph, 1e-3, 1, 4);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut feeds = HashMap::new();
     for id in g.inputs() {
@@ -235,28 +241,10 @@ fn the_optimizer_graph_lowers_and_matches_the_evaluator() {
 /// and the next step's losses use the updated weights left on the tiles.
 #[test]
 fn the_optimizer_runs_on_the_tiles_after_the_flush() {
-    use crate::optim::{
-        build_optimizer_graph_with, trainer_optim_params, AdamWConfig, OptimPrecision,
-    };
     let t = tiny_training(8);
     let g = placed(&t, 2, RecomputeMode::Layer);
-    let params = trainer_optim_params(&t.graph).unwrap();
-    let cfg = AdamWConfig {
-        lr: 1e-2,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.01,
-        warmup_steps: 0,
-        total_steps: 10,
-        grad_accum: 6,
-        max_grad_norm: Some(1.0),
-    };
-    let prec = OptimPrecision {
-        skip_non_finite: true,
-        ..OptimPrecision::default()
-    };
-    let opt = build_optimizer_graph_with(&params, &cfg, &prec).unwrap();
+    let params = crate::optim::trainer_optim_params(&t.graph).unwrap();
+    let opt = guarded_adamw(&t.graph, 1e-2, 0, 6);
     let plan = lower_pipelined_with(&g, Some(&opt), &target(), &LowerOptions::default()).unwrap();
     let p = plan.pipeline.as_ref().unwrap();
     assert!(p.optimizer.is_some());

@@ -7,10 +7,7 @@
 use super::*;
 use crate::autodiff::AutodiffOptions;
 use crate::mixed_precision::{autodiff_scaled, DynamicScaling, LossScaler, LossScaling};
-use crate::optim::{
-    add_device_counters, build_optimizer_graph_with, trainer_optim_params, AdamWConfig,
-    OptimPrecision, ScaleRule,
-};
+use crate::optim::{add_device_counters, ScaleRule};
 use crate::testing::tiny_training;
 use tessera_lxmert::{BuildOptions, LxmertConfig, Shapes};
 
@@ -49,23 +46,8 @@ struct HostStep {
 fn the_device_loop_equals_host_driven_steps_bit_for_bit() {
     let t = scaled_training();
     let g = placed(&t, 2, RecomputeMode::Layer);
-    let params = trainer_optim_params(&t.graph).unwrap();
-    let cfg = AdamWConfig {
-        lr: 1e-2,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.01,
-        warmup_steps: 1,
-        total_steps: 10,
-        grad_accum: 4,
-        max_grad_norm: Some(1.0),
-    };
-    let prec = OptimPrecision {
-        skip_non_finite: true,
-        ..OptimPrecision::default()
-    };
-    let opt = build_optimizer_graph_with(&params, &cfg, &prec).unwrap();
+    let params = crate::optim::trainer_optim_params(&t.graph).unwrap();
+    let opt = guarded_adamw(&t.graph, 1e-2, 1, 4);
     let rule = ScaleRule::Dynamic {
         growth_interval: 2,
         floor: 1.0,
