@@ -220,3 +220,43 @@ fn profile_without_a_subject_is_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--compare"), "{err}");
 }
+
+#[test]
+fn profile_of_a_loss_scaled_plan_file_takes_its_shapes_and_scale_from_the_plan() {
+    // Compiled for seq 16 and fp16 with a static loss scale: the profile's generated inputs
+    // have the plan's shapes and each micro-batch gets the plan's scale (before, the inputs
+    // were seq 20 and the scale was missing: both were errors).
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp.path().join("fp16.tsp");
+    tessera_ok(&[
+        "compile",
+        "lxmert-tiny",
+        "--train",
+        "--ipus",
+        "2",
+        "--grad-accum",
+        "4",
+        "--seq-len",
+        "16",
+        "--precision",
+        "fp16",
+        "--loss-scaling",
+        "1024",
+        "--output",
+        plan.to_str().unwrap(),
+    ]);
+    let out = tmp.path().join("out");
+    let summary = tessera_ok(&[
+        "profile",
+        plan.to_str().unwrap(),
+        "--no-tile-times",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        summary.contains("2 stage(s) x 4 micro-batch(es) per step"),
+        "{summary}"
+    );
+    let inputs = tessera_ir::io::load_safetensors(&out.join("inputs.safetensors")).unwrap();
+    assert_eq!(inputs["input_ids"].shape(), &[1, 16]);
+}

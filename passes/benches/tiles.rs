@@ -400,6 +400,7 @@ fn written(v: &tessera_runtime::Vertex) -> u64 {
         | V::Compare { dst, .. }
         | V::Select { dst, .. }
         | V::ReduceRows { dst, .. }
+        | V::ReduceCols { dst, .. }
         | V::ScatterAdd { dst, .. }
         | V::Expand { dst, .. } => *dst,
     };

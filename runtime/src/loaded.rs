@@ -80,9 +80,27 @@ impl LoadedProgram {
         })
     }
 
-    /// The program as given.
+    /// The program as given (after [`LoadedProgram::compact`], without the copy lists it
+    /// dropped).
     pub fn program(&self) -> &TileProgram {
         &self.program
+    }
+
+    /// Drops the exchange copy lists that the precomputed plans have made redundant (every
+    /// superstep whose exchange runs direct or fused keeps its own copy of them; a staged
+    /// exchange still reads its list), and returns how many copies were dropped. Running is
+    /// unchanged: the plans, not the lists, drive the exchange, and errors name a copy by
+    /// its index in the original list. A large training plan holds hundreds of millions of
+    /// copies; without this the emulator would hold each of them twice.
+    pub fn compact(&mut self) -> u64 {
+        let mut dropped = 0u64;
+        for (step, plan) in self.program.supersteps.iter_mut().zip(&self.plans) {
+            if !matches!(plan.exchange, ExchangePlan::Staged(_)) {
+                dropped += step.exchange.len() as u64;
+                step.exchange = Vec::new();
+            }
+        }
+        dropped
     }
 
     /// Bytes each superstep's exchange moves, and how many of them cross chips.
@@ -139,6 +157,7 @@ fn written(v: &Vertex) -> u64 {
         | Vertex::Compare { dst, .. }
         | Vertex::Select { dst, .. }
         | Vertex::ReduceRows { dst, .. }
+        | Vertex::ReduceCols { dst, .. }
         | Vertex::ScatterAdd { dst, .. }
         | Vertex::Expand { dst, .. } => *dst,
     };

@@ -270,6 +270,24 @@ pub enum Vertex {
         /// Result, R elements.
         dst: Region,
     },
+    /// Column reduction: `src` holds `rows` rows of C elements (C = `dst`'s length) and
+    /// `dst[c]` is the sum, mean or max of column `c`, computed as [`Vertex::ReduceRows`]
+    /// computes a row (each column's elements in increasing row order, in the evaluator's
+    /// accumulator, rounded once to `elem`). A reduction over leading axes (a bias gradient
+    /// sums the rows of a `[tokens, features]` activation) reduces each tile's rows where they
+    /// lie with it, and then the tiles' partial rows. `dst` does not overlap `src`.
+    ReduceCols {
+        /// Sum, mean or max.
+        kind: ReduceKind,
+        /// Element type of `src` and `dst` (a float).
+        elem: Elem,
+        /// Rows in `src` (> 0).
+        rows: u32,
+        /// Operand, `rows` rows of C elements.
+        src: Region,
+        /// Result, C elements.
+        dst: Region,
+    },
     /// Scatter-add of update rows into zero rows, OVERWRITING `dst`: `dst` holds `rows` rows
     /// of `width` elements (a column block of the result table) and becomes zeros plus, for
     /// each `i` in order, update row `i` added into row `indices[i]`, accumulated as
@@ -325,6 +343,7 @@ impl Vertex {
             Vertex::Compare { .. } => "compare",
             Vertex::Select { .. } => "select",
             Vertex::ReduceRows { .. } => "reduce",
+            Vertex::ReduceCols { .. } => "reduce_cols",
             Vertex::ScatterAdd { .. } => "scatter_add",
             Vertex::Expand { .. } => "expand",
         }
@@ -347,6 +366,20 @@ impl Vertex {
             Vertex::LayerNorm { elem, dst, .. } => 8 * u64::from(dst.len / elem.size()),
             Vertex::Compare { dst, .. } => u64::from(dst.len / Elem::Bool.size()),
             Vertex::ReduceRows {
+                kind,
+                elem,
+                src,
+                dst,
+                ..
+            } => {
+                let mean = if *kind == ReduceKind::Mean {
+                    u64::from(dst.len / elem.size())
+                } else {
+                    0
+                };
+                u64::from(src.len / elem.size()) + mean
+            }
+            Vertex::ReduceCols {
                 kind,
                 elem,
                 src,

@@ -54,15 +54,15 @@ pub struct ProfileArgs {
     /// Seed of the weights' random initialisation and of generated inputs.
     #[arg(long)]
     seed: Option<u64>,
-    /// Samples in a generated batch.
-    #[arg(long, default_value_t = 1)]
-    batch_size: usize,
-    /// Question length of generated inputs.
-    #[arg(long, default_value_t = 20)]
-    seq_len: usize,
-    /// Objects per image of generated inputs.
-    #[arg(long, default_value_t = 36)]
-    num_objects: usize,
+    /// Samples in a generated batch (default: a plan's micro-batch, else 1).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Question length of generated inputs (default: the plan's, else 20).
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Objects per image of generated inputs (default: the plan's, else 36).
+    #[arg(long)]
+    num_objects: Option<usize>,
     /// Micro-batches of a pipelined training step (default: the plan's gradient
     /// accumulation); generated inputs draw a new batch for each.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -83,23 +83,51 @@ pub struct ProfileArgs {
 }
 
 /// The synthetic data of generated inputs for `model_arg` (LXMERT models only).
-fn synthetic(a: &ProfileArgs, model_arg: &str) -> Result<DataSource> {
+/// The extents of generated inputs: the flags, else a plan's (`shapes` and micro-batch from
+/// its report), else 1 sample, seq 20, 36 objects.
+#[derive(Debug, Clone, Copy)]
+struct Extents {
+    batch_size: usize,
+    seq_len: usize,
+    num_objects: usize,
+}
+
+impl Extents {
+    fn of(a: &ProfileArgs, plan: Option<&tessera_plan::RunSettings>) -> Extents {
+        let shape = |name: &str| {
+            plan.and_then(|s| s.shapes.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+        };
+        let micro = plan.map(|s| s.micro_batch as usize).filter(|&m| m > 0);
+        Extents {
+            batch_size: a.batch_size.or(micro).unwrap_or(1),
+            seq_len: a.seq_len.or(shape("seq_len")).unwrap_or(20),
+            num_objects: a.num_objects.or(shape("num_objects")).unwrap_or(36),
+        }
+    }
+}
+
+fn synthetic(a: &ProfileArgs, x: Extents, model_arg: &str) -> Result<DataSource> {
     let spec = model::resolve(model_arg)?;
     let Some(config) = spec.lxmert_config() else {
         bail!("{model_arg}: generated inputs exist for LXMERT models only; give --inputs");
     };
     let shape = SyntheticShape {
-        seq_len: a.seq_len,
-        num_objects: a.num_objects,
+        seq_len: x.seq_len,
+        num_objects: x.num_objects,
     };
     Ok(DataSource::synthetic(config, shape, a.seed.unwrap_or(0)))
 }
 
 /// Writes a generated LXMERT batch (with labels when `train`) to `out/inputs.safetensors`:
 /// the first batch of [`synthetic`]'s data, which is returned for the next batches.
-fn generate_inputs(a: &ProfileArgs, model_arg: &str, train: bool) -> Result<(PathBuf, DataSource)> {
-    let mut data = synthetic(a, model_arg)?;
-    let mut batch: BTreeMap<String, _> = data.next_batch(a.batch_size)?;
+fn generate_inputs(
+    a: &ProfileArgs,
+    x: Extents,
+    model_arg: &str,
+    train: bool,
+) -> Result<(PathBuf, DataSource)> {
+    let mut data = synthetic(a, x, model_arg)?;
+    let mut batch: BTreeMap<String, _> = data.next_batch(x.batch_size)?;
     if !train {
         batch.remove("labels");
     }
@@ -121,16 +149,17 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     let is_plan = tessera::execute::is_plan_file(std::path::Path::new(&model_arg));
     // The model generated inputs come from, and whether the step trains (a training plan
     // trains whether or not --train is given).
-    let (source_model, train) = if is_plan {
+    let (source_model, train, extents) = if is_plan {
         let plan = tessera_plan::Plan::load(std::path::Path::new(&model_arg))?;
-        (plan.source.model, a.train || plan.report.settings.train)
+        let x = Extents::of(&a, Some(&plan.report.settings));
+        (plan.source.model, a.train || plan.report.settings.train, x)
     } else {
-        (model_arg.clone(), a.train)
+        (model_arg.clone(), a.train, Extents::of(&a, None))
     };
     let (inputs, data) = match &a.inputs {
         Some(p) => (p.clone(), None),
         None => {
-            let (path, data) = generate_inputs(&a, &source_model, train)?;
+            let (path, data) = generate_inputs(&a, extents, &source_model, train)?;
             (path, Some(data))
         }
     };
@@ -142,7 +171,7 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     let more = pipelined::MoreBatches {
         data,
         model: source_model.clone(),
-        batch_size: a.batch_size,
+        batch_size: extents.batch_size,
         micro_batches: a.micro_batches,
     };
     let run = RunArgs::for_tiles(
@@ -154,13 +183,14 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         a.precision,
         a.compile,
     );
-    let prepared = tiles_prepare(&run, is_plan)?;
-    let tiles = prepared.tiles()?;
-    if tiles.pipeline.is_some() {
+    let mut prepared = tiles_prepare(&run, is_plan)?;
+    if prepared.tiles()?.pipeline.is_some() {
         let weights = prepared.weights();
-        let profile = pipelined::profile(more, &prepared.plan, &weights, &prepared.inputs, mode)?;
+        let profile =
+            pipelined::profile(more, &mut prepared.plan, &weights, &prepared.inputs, mode)?;
         return write_report(&profile, &a.out);
     }
+    let tiles = prepared.tiles()?;
     let mut session = TileSession::new(tiles)?;
     session
         .load(&prepared.weights())

@@ -14,6 +14,7 @@
 //! written unscaled, in f32.
 
 mod tiles;
+pub(crate) use tiles::scaled_feeds;
 mod train_step;
 
 use super::compile_flags::CompileFlags;

@@ -20,8 +20,9 @@ pub const MAGIC: &[u8; 7] = b"TSPLAN\0";
 /// The format version this build writes and reads. Bump it whenever [`crate::Plan`] or
 /// anything it contains changes its serialised form.
 /// Version 2 added the tile program ([`crate::Plan::tiles`]) and the model source
-/// ([`crate::Plan::source`]).
-pub const FORMAT_VERSION: u32 = 3;
+/// ([`crate::Plan::source`]). Version 4 added the column-reduction vertex
+/// (`Vertex::ReduceCols`).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7 + 4 + 8 + 8;

@@ -42,7 +42,9 @@ mod svg;
 #[cfg(test)]
 mod tests;
 
-pub use build::{Parallelism, MAX_MEMORY_BUCKETS, MAX_STEP_BUCKETS, MAX_TILE_BUCKETS};
+pub use build::{
+    Parallelism, PendingProfile, MAX_MEMORY_BUCKETS, MAX_STEP_BUCKETS, MAX_TILE_BUCKETS,
+};
 pub use chrome::chrome_trace;
 pub use compare::{compare, NO_DIFFERENCE};
 pub use error::{ProfileError, Result};

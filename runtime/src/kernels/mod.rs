@@ -189,6 +189,13 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
             src,
             dst,
         } => reduce::reduce_rows(mem, *kind, *elem, *cols, *src, *dst, s),
+        Vertex::ReduceCols {
+            kind,
+            elem,
+            rows,
+            src,
+            dst,
+        } => reduce::reduce_cols(mem, *kind, *elem, *rows, *src, *dst, s),
         Vertex::ScatterAdd {
             elem,
             rows,

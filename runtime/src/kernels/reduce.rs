@@ -32,6 +32,34 @@ pub(super) fn reduce_rows(
     write(mem, dst, elem, &s.c)
 }
 
+/// `dst[c]` = the reduction of column `c` of the `rows` rows in `src` (see
+/// [`Vertex::ReduceCols`](crate::vertex::Vertex::ReduceCols)): the columns are transposed
+/// into rows and reduced as [`reduce_rows`] reduces rows, so both give the same bits for the
+/// same elements in the same order.
+pub(super) fn reduce_cols(
+    mem: &mut [u8],
+    kind: ReduceKind,
+    elem: Elem,
+    rows: u32,
+    src: Region,
+    dst: Region,
+    s: &mut Scratch,
+) -> Result<(), KernelError> {
+    let rows = rows as usize;
+    let cols = (dst.len / elem.size()) as usize;
+    read(mem, src, elem, &mut s.a)?;
+    if rows == 0 || s.a.len() != rows * cols {
+        return Err(KernelError::Operand(format!(
+            "reduce_cols: src {src} ({} elements) is not {rows} rows of {cols}",
+            s.a.len()
+        )));
+    }
+    s.b.clear();
+    s.b.extend((0..cols).flat_map(|c| s.a.iter().skip(c).step_by(cols.max(1)).copied()));
+    reduce_rows_into(dtype(elem), kind, &s.b, rows, &mut s.c);
+    write(mem, dst, elem, &s.c)
+}
+
 /// `dst` = zero rows plus each update row added into its indexed row, rounded once.
 pub(super) fn scatter_add(
     mem: &mut [u8],

@@ -182,7 +182,7 @@ fn every_exchange_plan_matches_the_phase_by_phase_model() {
         let (mem0, host0) = start(&p, seed);
         let (mut want_mem, mut want_host) = (mem0.clone(), host0.clone());
         model(&p, &mut want_mem, &mut want_host);
-        let loaded = LoadedProgram::load(p).unwrap();
+        let mut loaded = LoadedProgram::load(p).unwrap();
         for plan in &loaded.plans {
             match plan.exchange {
                 ExchangePlan::Direct(_) => kinds[0] += 1,
@@ -211,6 +211,47 @@ fn every_exchange_plan_matches_the_phase_by_phase_model() {
                 host, want_host,
                 "seed {seed}, {threads} threads, {mode:?}, host"
             );
+        }
+        // Without the copy lists the plans made redundant, the same bytes: only staged
+        // exchanges keep (and read) theirs.
+        let copies: usize = loaded
+            .program()
+            .supersteps
+            .iter()
+            .map(|s| s.exchange.len())
+            .sum();
+        let staged: usize = loaded
+            .program()
+            .supersteps
+            .iter()
+            .zip(&loaded.plans)
+            .filter(|(_, p)| matches!(p.exchange, ExchangePlan::Staged(_)))
+            .map(|(s, _)| s.exchange.len())
+            .sum();
+        assert_eq!(loaded.compact() as usize, copies - staged, "seed {seed}");
+        let kept: usize = loaded
+            .program()
+            .supersteps
+            .iter()
+            .map(|s| s.exchange.len())
+            .sum();
+        assert_eq!(kept, staged, "seed {seed}");
+        for threads in [1, 3] {
+            let mut m = Machine::for_program(&loaded);
+            for t in tiles() {
+                m.write(t, 0, &mem0[flat(t)]).unwrap();
+            }
+            let mut host = host0.clone();
+            m.run_in(&pool(threads), &loaded, &mut host, TraceMode::Tiles)
+                .unwrap();
+            for t in tiles() {
+                assert_eq!(
+                    m.tile_memory(t).unwrap(),
+                    &want_mem[flat(t)][..],
+                    "seed {seed}, compacted, {threads} threads, {t}"
+                );
+            }
+            assert_eq!(host, want_host, "seed {seed}, compacted, host");
         }
     }
     // The random programs exercise all three plans.

@@ -236,6 +236,7 @@ pub(crate) fn check_vertex(v: &Vertex, bytes_per_tile: u32) -> Result<(), Proble
         Vertex::Compare { .. }
         | Vertex::Select { .. }
         | Vertex::ReduceRows { .. }
+        | Vertex::ReduceCols { .. }
         | Vertex::ScatterAdd { .. } => Ok(()),
         Vertex::Expand {
             elem,

@@ -31,31 +31,26 @@ pub(super) struct MoreBatches {
 }
 
 /// Profiles the training step of `plan` (which has a pipeline), traced with `mode`: `weights`
-/// cast to the plan's types, `first` the first micro-batch's inputs.
+/// cast to the plan's types, `first` the first micro-batch's inputs. The static profile is
+/// taken first; then the plan's tile program moves into the emulator (it is gone from
+/// `plan` afterwards), so that a large plan's copy lists are never held twice.
 pub(super) fn profile(
     more: MoreBatches,
-    plan: &Plan,
+    plan: &mut Plan,
     weights: &HashMap<String, Tensor>,
     first: &HashMap<String, Tensor>,
     mode: TraceMode,
 ) -> Result<Profile> {
-    let tiles = plan
-        .tiles
-        .as_ref()
-        .context("the plan has no tile program")?;
     let settings = &plan.report.settings;
     let g = more
         .micro_batches
         .unwrap_or_else(|| u64::from(settings.gradient_accumulation.max(1)));
     let r = u64::from(settings.replicas.max(1));
-    let micro = micro_batches(more, first, g)?;
-    let mut session = PipelineSession::new(tiles)?;
-    session
-        .load(weights)
-        .context("loading the weights onto the tiles")?;
-    let step = session
-        .step(&micro, mode)
-        .context("running the pipelined training step")?;
+    // A loss-scaled plan takes its (static or initial) scale with every micro-batch.
+    let micro = micro_batches(more, first, g)?
+        .iter()
+        .map(|m| super::super::run::scaled_feeds(&plan.graph, m, &settings.precision).1)
+        .collect::<Vec<_>>();
     let mut meta = super::profile_meta(plan, first, true);
     meta.settings
         .insert("gradient_accumulation".into(), g.to_string());
@@ -64,13 +59,16 @@ pub(super) fn profile(
         micro_batches: g,
         replicas: r,
     };
-    Ok(Profile::pipelined(
-        tiles,
-        &plan.target,
-        par,
-        Some(&step.runs),
-        meta,
-    )?)
+    let tiles = plan.tiles.take().context("the plan has no tile program")?;
+    let pending = Profile::pipelined_pending(&tiles, &plan.target, par, meta)?;
+    let mut session = PipelineSession::from_plan(tiles)?;
+    session
+        .load(weights)
+        .context("loading the weights onto the tiles")?;
+    let step = session
+        .step(&micro, mode)
+        .context("running the pipelined training step")?;
+    Ok(pending.finish(Some(&step.runs))?)
 }
 
 /// The `g` micro-batches' feeds: `first`, then new synthetic batches or copies of `first`.

@@ -44,7 +44,7 @@ fn execute(
 
 /// A loss-scaled training step takes its scale as an input: the plan's (static, or the
 /// dynamic scale's initial value). Returns it (if the graph takes one) and `inputs` with it.
-pub(super) fn scaled_feeds(
+pub(crate) fn scaled_feeds(
     graph: &Graph,
     inputs: &HashMap<String, Tensor>,
     precision: &str,

@@ -22,7 +22,7 @@ use crate::model::*;
 use crate::TOP_N;
 use std::collections::BTreeMap;
 use tessera_passes::lower::program::pipeline::{MicroBatchRun, PipelineProgram};
-use tessera_passes::lower::program::{code_state, TilePlan};
+use tessera_passes::lower::program::{code_state, StepCost, TilePlan};
 use tessera_runtime::Trace;
 use tessera_target::Target;
 
@@ -46,9 +46,10 @@ impl Profile {
         trace: Option<&Trace>,
         meta: ProfileMeta,
     ) -> Result<Profile> {
-        let mut p = base(plan, target, trace, meta)?;
+        let (mut p, scan) = base(plan, target, trace, meta)?;
         if let Some(prog) = &plan.pipeline {
-            p.attach_pipeline(plan, prog, target, Parallelism::default(), None)?;
+            let facts = PlanFacts::of(plan, prog);
+            p.attach_pipeline(&facts, &scan, target, Parallelism::default(), None)?;
         }
         Ok(p)
     }
@@ -64,21 +65,40 @@ impl Profile {
         runs: Option<&[MicroBatchRun]>,
         meta: ProfileMeta,
     ) -> Result<Profile> {
+        Profile::pipelined_pending(plan, target, par, meta)?.finish(runs)
+    }
+
+    /// The part of [`Profile::pipelined`] that reads the plan's programs, done before the
+    /// step runs: the plan can then be handed to the emulator, which consumes its copy
+    /// lists (a seq-512 training plan holds hundreds of millions of copies, too many to keep
+    /// twice), and [`PendingProfile::finish`] adds the measured runs.
+    pub fn pipelined_pending(
+        plan: &TilePlan,
+        target: &Target,
+        par: Parallelism,
+        meta: ProfileMeta,
+    ) -> Result<PendingProfile> {
         let prog = plan.pipeline.as_ref().ok_or(ProfileError::NotPipelined)?;
-        let mut p = base(plan, target, None, meta)?;
-        p.attach_pipeline(plan, prog, target, par, runs)?;
-        Ok(p)
+        let (profile, scan) = base(plan, target, None, meta)?;
+        Ok(PendingProfile {
+            profile,
+            scan,
+            facts: PlanFacts::of(plan, prog),
+            target: target.clone(),
+            par,
+        })
     }
 
     /// Adds the pipeline figures; the throughput becomes the pipelined step's.
     fn attach_pipeline(
         &mut self,
-        plan: &TilePlan,
-        prog: &PipelineProgram,
+        plan: &PlanFacts,
+        scan: &scan::Scan,
         target: &Target,
         par: Parallelism,
         runs: Option<&[MicroBatchRun]>,
     ) -> Result<()> {
+        let prog = &plan.prog;
         pipeline::check_shape(prog)?;
         let mut info = pipeline::pipeline_info(
             prog,
@@ -89,18 +109,17 @@ impl Profile {
             self.meta.batch,
         )?;
         if let Some(runs) = runs {
-            let m = runs::apply(prog, &mut info, runs, plan.step.supersteps.len())?;
+            let m = runs::apply(prog, &mut info, runs, plan.steps)?;
             for (s, ms) in self.supersteps.iter_mut().zip(m.steps) {
                 s.measured = ms;
             }
             self.totals.measured = Some(m.totals);
             if let Some(steps) = m.tiles {
-                let scan = scan::scan(&plan.step, target)?;
-                let per_chip = u64::from(plan.step.tiles_per_chip.max(1));
+                let per_chip = u64::from(plan.tiles_per_chip.max(1));
                 self.measured_tiles = Some(tiles::measured_tiles(
                     &steps,
                     runs.len() as u64,
-                    &scan,
+                    scan,
                     &self.busiest_tiles,
                     per_chip,
                 ));
@@ -116,13 +135,67 @@ impl Profile {
     }
 }
 
+/// What the pipeline figures need of a plan once its programs are gone.
+struct PlanFacts {
+    prog: PipelineProgram,
+    costs: Vec<StepCost>,
+    clock_hz: f64,
+    steps: usize,
+    tiles_per_chip: u32,
+}
+
+impl PlanFacts {
+    fn of(plan: &TilePlan, prog: &PipelineProgram) -> PlanFacts {
+        PlanFacts {
+            prog: prog.clone(),
+            costs: plan.costs.clone(),
+            clock_hz: plan.clock_hz,
+            steps: plan.step.supersteps.len(),
+            tiles_per_chip: plan.step.tiles_per_chip,
+        }
+    }
+}
+
+/// A pipelined profile waiting for its measured runs ([`Profile::pipelined_pending`]).
+pub struct PendingProfile {
+    profile: Profile,
+    scan: scan::Scan,
+    facts: PlanFacts,
+    target: Target,
+    par: Parallelism,
+}
+
+impl std::fmt::Debug for PendingProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingProfile")
+            .field("supersteps", &self.facts.steps)
+            .finish()
+    }
+}
+
+impl PendingProfile {
+    /// The profile, with the measured segment runs of one step when given (errors as
+    /// [`Profile::pipelined`]).
+    pub fn finish(self, runs: Option<&[MicroBatchRun]>) -> Result<Profile> {
+        let PendingProfile {
+            mut profile,
+            scan,
+            facts,
+            target,
+            par,
+        } = self;
+        profile.attach_pipeline(&facts, &scan, &target, par, runs)?;
+        Ok(profile)
+    }
+}
+
 /// The profile of `plan` as one program (no pipeline figures).
 fn base(
     plan: &TilePlan,
     target: &Target,
     trace: Option<&Trace>,
     meta: ProfileMeta,
-) -> Result<Profile> {
+) -> Result<(Profile, scan::Scan)> {
     let steps = &plan.step.supersteps;
     if plan.costs.len() != steps.len() {
         return Err(ProfileError::CostMismatch {
@@ -145,7 +218,7 @@ fn base(
             target_tiles: target.tiles_per_chip,
         });
     }
-    let scan = scan::scan(&plan.step, target)?;
+    let mut scan = scan::scan(&plan.step, target)?;
     let code = code_state(
         &[&plan.load, &plan.step],
         usize::try_from(plan.step.total_tiles()).unwrap_or(0),
@@ -254,7 +327,8 @@ fn base(
         samples_per_second: (totals.estimated_seconds > 0.0)
             .then(|| meta.batch as f64 / totals.estimated_seconds),
     };
-    Ok(Profile {
+    let heatmap = std::mem::replace(&mut scan.heatmap, heatmap::HeatmapBuilder::new(0, 0));
+    let profile = Profile {
         format_version: FORMAT_VERSION,
         meta,
         machine: MachineInfo {
@@ -273,7 +347,7 @@ fn base(
         top_vertex_kinds,
         top_labels,
         busiest_tiles,
-        heatmap: scan.heatmap.finish(),
+        heatmap: heatmap.finish(),
         measured_tiles,
         oom: plan.oom.as_ref().map(|o| OomInfo {
             chip: o.chip,
@@ -282,7 +356,8 @@ fn base(
             code_vertex_state_bytes: o.code_bytes + o.vertex_state_bytes,
             capacity_bytes: o.capacity,
         }),
-    })
+    };
+    Ok((profile, scan))
 }
 
 fn totals(

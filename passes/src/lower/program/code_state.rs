@@ -101,7 +101,7 @@ fn fields(v: &Vertex) -> (u64, u64) {
         // The accumulator, each source, and the list's own descriptor.
         Vertex::AddPartials { srcs, .. } => (2 + srcs.len() as u64, 0),
         Vertex::Fill { .. } => (1, 1),
-        Vertex::Softmax { .. } | Vertex::ReduceRows { .. } => (2, 1),
+        Vertex::Softmax { .. } | Vertex::ReduceRows { .. } | Vertex::ReduceCols { .. } => (2, 1),
         Vertex::LayerNorm { .. } => (4, 2),
         Vertex::Gather { .. } | Vertex::ScatterAdd { .. } => (3, 2),
         Vertex::Select { .. } => (4, 0),
@@ -122,7 +122,7 @@ pub fn codelet(v: &Vertex) -> Codelet {
         Vertex::Unary { op, elem, .. } => (Some(Operator::Unary(*op)), [Some(*elem), None]),
         Vertex::Binary { op, elem, .. } => (Some(Operator::Binary(*op)), [Some(*elem), None]),
         Vertex::Compare { op, elem, .. } => (Some(Operator::Compare(*op)), [Some(*elem), None]),
-        Vertex::ReduceRows { kind, elem, .. } => {
+        Vertex::ReduceRows { kind, elem, .. } | Vertex::ReduceCols { kind, elem, .. } => {
             (Some(Operator::Reduce(*kind)), [Some(*elem), None])
         }
         Vertex::Cast { from, to, .. } => (None, [Some(*from), Some(*to)]),

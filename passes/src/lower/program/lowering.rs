@@ -274,6 +274,18 @@ impl<'g> Ctx<'g> {
         self.vals.get(&id).map(|v| v.buf)
     }
 
+    /// Whether the node being lowered, which reads `id` `reads` times, may overwrite `id`'s
+    /// bytes: no other read of them is pending and they are an activation (not a weight, an
+    /// output, an always-live value or another chip's landed copy).
+    pub(crate) fn dies_here(&self, id: NodeId, reads: usize) -> bool {
+        self.vals.get(&id).is_some_and(|v| {
+            !self.is_landing(v.buf)
+                && self.bufs.get(v.buf).is_some_and(|b| {
+                    b.uses == reads && !b.pinned && !b.freed && b.category == Category::Activations
+                })
+        })
+    }
+
     /// Whether node `id` has been lowered.
     pub(crate) fn is_lowered(&self, id: NodeId) -> bool {
         self.vals.contains_key(&id)

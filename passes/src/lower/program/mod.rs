@@ -29,6 +29,7 @@
 mod access;
 mod builder;
 pub mod code_state;
+mod columns;
 mod gather;
 mod landing;
 pub mod layout;
@@ -39,6 +40,7 @@ pub mod pack;
 mod pad;
 pub mod pipeline;
 mod reduce;
+mod reduce_cols;
 mod reduce_tree;
 mod scatter;
 pub mod session;

@@ -8,7 +8,7 @@
 
 use super::access::Access;
 use super::builder::{emit_runs, to_u32, Category, Stage};
-use super::layout::{ColBlock, Layout, Piece, Segment};
+use super::layout::{Layout, Piece, Segment};
 use super::lowering::{Ctx, Val};
 use crate::lower::error::LowerError;
 use tessera_ir::{NodeId, Op};
@@ -225,68 +225,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// A cast or unary op of a value laid out in column blocks (an embedding table's fp16
-    /// working copy): the result keeps the blocks, one vertex per block.
-    fn elementwise_columns(&mut self, id: NodeId, src: NodeId) -> Result<(), LowerError> {
-        let v = self.val(src)?.clone();
-        let Layout::Columns { rows, cols, blocks } = &v.layout else {
-            return Err(self.unsupported(id, "expected column blocks"));
-        };
-        let op = self.graph.node(id).op.clone();
-        let (from, to) = (self.elem(src)?, self.elem(id)?);
-        let out_eb = u64::from(to.size());
-        let label = self.label(id);
-        let mut out = Vec::with_capacity(blocks.len());
-        let mut work = Vec::with_capacity(blocks.len());
-        for b in blocks {
-            let n = rows * (b.c1 - b.c0);
-            let offset = self
-                .b
-                .alloc(b.tile, n * out_eb, &label, Category::Activations)?;
-            let src_r = Region::new(to_u32(b.offset, "offset")?, to_u32(n * v.eb(), "length")?);
-            let dst = Region::new(to_u32(offset, "offset")?, to_u32(n * out_eb, "length")?);
-            let vertex = match &op {
-                Op::Cast { .. } if from == to => Vertex::Copy { src: src_r, dst },
-                Op::Cast { .. } => Vertex::Cast {
-                    from,
-                    to,
-                    src: src_r,
-                    dst,
-                },
-                Op::Unary(u) => Vertex::Unary {
-                    op: *u,
-                    elem: to,
-                    src: src_r,
-                    dst,
-                },
-                _ => return Err(self.unsupported(id, "a table in column blocks feeds it")),
-            };
-            self.b
-                .note_vertex(b.tile, &label, u64::from(src_r.len) + u64::from(dst.len))?;
-            work.push((b.tile, vertex));
-            out.push(ColBlock { offset, ..*b });
-        }
-        self.push_stages(&label, Vec::new(), work);
-        let layout = Layout::Columns {
-            rows: *rows,
-            cols: *cols,
-            blocks: out,
-        };
-        self.define(id, layout, false)
-    }
-
     /// Unary, binary and cast ops.
     pub(crate) fn elementwise(
         &mut self,
         id: NodeId,
         operands: &[NodeId],
     ) -> Result<(), LowerError> {
-        if let [only] = operands {
-            if matches!(self.val(*only)?.layout, Layout::Columns { .. })
-                && matches!(self.graph.node(id).op, Op::Cast { .. } | Op::Unary(_))
-            {
-                return self.elementwise_columns(id, *only);
-            }
+        if self.elementwise_columns(id, operands)? {
+            return Ok(());
         }
         let node = self.graph.node(id);
         let op = node.op.clone();
@@ -325,45 +271,8 @@ impl Ctx<'_> {
                 &label,
             )?;
             let bytes = bytes + u64::from(dst.len);
-            let vertex = match (&op, regions.as_slice(), in_elems.as_slice()) {
-                (Op::Unary(u), [src], _) => Vertex::Unary {
-                    op: *u,
-                    elem: out_elem,
-                    src: *src,
-                    dst,
-                },
-                (Op::Binary(b), [a, bb], _) => Vertex::Binary {
-                    op: *b,
-                    elem: out_elem,
-                    a: *a,
-                    b: *bb,
-                    dst,
-                },
-                (Op::Compare(c), [a, bb], [from, _]) => Vertex::Compare {
-                    op: *c,
-                    elem: *from,
-                    a: *a,
-                    b: *bb,
-                    dst,
-                },
-                (Op::Select, [cond, a, bb], _) => Vertex::Select {
-                    elem: out_elem,
-                    cond: *cond,
-                    a: *a,
-                    b: *bb,
-                    dst,
-                },
-                (Op::Cast { .. }, [src], [from]) if *from == out_elem => {
-                    Vertex::Copy { src: *src, dst }
-                }
-                (Op::Cast { .. }, [src], [from]) => Vertex::Cast {
-                    from: *from,
-                    to: out_elem,
-                    src: *src,
-                    dst,
-                },
-                _ => return Err(self.unsupported(id, "unexpected operands")),
-            };
+            let vertex = elementwise_vertex(&op, &regions, &in_elems, out_elem, dst)
+                .ok_or_else(|| self.unsupported(id, "unexpected operands"))?;
             self.b.note_vertex(p.tile, &label, bytes)?;
             work.extend(scratch.take_expansions());
             work.push((p.tile, vertex));
@@ -507,4 +416,52 @@ impl Ctx<'_> {
         self.free_scratch(scratch)?;
         self.define(id, layout, false)
     }
+}
+
+/// The vertex computing elementwise `op` into `dst` from operand `regions` (of types
+/// `in_elems`), or `None` for an op or operand count it does not take.
+pub(crate) fn elementwise_vertex(
+    op: &Op,
+    regions: &[Region],
+    in_elems: &[Elem],
+    out_elem: Elem,
+    dst: Region,
+) -> Option<Vertex> {
+    Some(match (op, regions, in_elems) {
+        (Op::Unary(u), [src], _) => Vertex::Unary {
+            op: *u,
+            elem: out_elem,
+            src: *src,
+            dst,
+        },
+        (Op::Binary(b), [a, bb], _) => Vertex::Binary {
+            op: *b,
+            elem: out_elem,
+            a: *a,
+            b: *bb,
+            dst,
+        },
+        (Op::Compare(c), [a, bb], [from, _]) => Vertex::Compare {
+            op: *c,
+            elem: *from,
+            a: *a,
+            b: *bb,
+            dst,
+        },
+        (Op::Select, [cond, a, bb], _) => Vertex::Select {
+            elem: out_elem,
+            cond: *cond,
+            a: *a,
+            b: *bb,
+            dst,
+        },
+        (Op::Cast { .. }, [src], [from]) if *from == out_elem => Vertex::Copy { src: *src, dst },
+        (Op::Cast { .. }, [src], [from]) => Vertex::Cast {
+            from: *from,
+            to: out_elem,
+            src: *src,
+            dst,
+        },
+        _ => return None,
+    })
 }

@@ -63,7 +63,9 @@ pub fn vertex_cycles(v: &Vertex, target: &Target) -> u64 {
         Vertex::Compare { a, b, dst, .. } | Vertex::Select { a, b, dst, .. } => {
             streamed(u64::from(a.len) + u64::from(b.len) + 2 * u64::from(dst.len))
         }
-        Vertex::ReduceRows { src, dst, .. } => streamed(u64::from(src.len) + u64::from(dst.len)),
+        Vertex::ReduceRows { src, dst, .. } | Vertex::ReduceCols { src, dst, .. } => {
+            streamed(u64::from(src.len) + u64::from(dst.len))
+        }
         Vertex::ScatterAdd {
             updates,
             dst,

@@ -8,6 +8,7 @@ use super::access::Access;
 use super::builder::{to_u32, Category};
 use super::lowering::Ctx;
 use super::ops::Scratch;
+use super::reduce_cols::ColReduce;
 use super::reduce_tree::TreeReduce;
 use crate::lower::error::LowerError;
 use tessera_ir::{NodeId, Op, ReduceKind};
@@ -61,6 +62,26 @@ impl Ctx<'_> {
                 rows: n,
                 cols,
             });
+        }
+        // Leading axes reduced (a bias gradient): columns of a `[rows, n]` view, reduced
+        // where the rows lie and then across tiles.
+        let mut sorted = axes.clone();
+        sorted.sort_unstable();
+        let leading = sorted.iter().enumerate().all(|(i, &a)| i == a);
+        if leading
+            && cols > 1
+            && n > 1
+            && matches!(kind, ReduceKind::Sum | ReduceKind::Max)
+            && self.reduce_cols(&ColReduce {
+                id,
+                src: &v,
+                kind,
+                elem,
+                rows: cols,
+                cols: n,
+            })?
+        {
+            return Ok(());
         }
         let grain = Self::grain(&node.ty.shape).min((budget / per_elem).max(1));
         let layout = self

@@ -168,11 +168,13 @@ impl TileSession {
                 which: "load",
                 source,
             })?;
-        let step =
+        let mut step =
             LoadedProgram::load(plan.step.clone()).map_err(|source| SessionError::Program {
                 which: "step",
                 source,
             })?;
+        // The session runs the precomputed exchange plans; the plan keeps the copy lists.
+        step.compact();
         let pool = rayon::ThreadPoolBuilder::new()
             .build()
             .map_err(|e| SessionError::Threads(e.to_string()))?;

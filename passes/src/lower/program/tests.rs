@@ -560,3 +560,117 @@ fn reductions_of_rows_larger_than_a_tile_budget_are_reduced_where_they_lie() {
     let moved: u64 = plan.costs.iter().map(|c| c.exchange_bytes).sum();
     assert!(moved <= 16 * 4, "{moved} bytes exchanged");
 }
+
+#[test]
+fn reductions_over_leading_axes_reduce_rows_where_they_lie() {
+    // A bias gradient's shape: sum over the rows of [256, 96] spread over 16 tiles (whole
+    // rows per piece), and a max over the leading axis of [4, 3, 16] whose pieces cut its
+    // 48-element rows (grain 16 over 5 tiles): ragged partial rows.
+    use tessera_ir::ReduceKind;
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let reduce = |g: &mut Graph, kind, axes: Vec<usize>, of| {
+        g.add(
+            Op::Reduce {
+                kind,
+                axes,
+                keep_dims: false,
+            },
+            &[of],
+            "",
+        )
+        .unwrap()
+    };
+    for (shape, axes, kind, tiles) in [
+        (vec![256, 96], vec![0], ReduceKind::Sum, 16),
+        (vec![4, 3, 16], vec![0], ReduceKind::Max, 5),
+        (vec![2, 64, 24], vec![0, 1], ReduceKind::Sum, 7),
+    ] {
+        let mut g = Graph::new("bias");
+        let x = g.input("x", f(&shape)).unwrap();
+        let e = g.add(Op::Unary(UnaryOp::Exp), &[x], "").unwrap();
+        let r = reduce(&mut g, kind, axes.clone(), e);
+        g.set_output("r", r).unwrap();
+        let target = small_target(tiles, 64 * 1024);
+        let (params, inputs) = feeds(&g, 9);
+        let err = compare(&g, &target, 1, &params, &inputs);
+        assert!(err < 1e-6, "{shape:?} {axes:?}: relative error {err}");
+        let plan = lower_program(&g, &target, &LowerOptions::default()).unwrap();
+        let copies: usize = plan.step.supersteps.iter().map(|s| s.exchange.len()).sum();
+        let cols_vertices = plan
+            .step
+            .supersteps
+            .iter()
+            .flat_map(|s| &s.compute)
+            .flat_map(|c| &c.vertices)
+            .filter(|v| v.kind() == "reduce_cols")
+            .count();
+        assert!(cols_vertices > 0, "{shape:?}: no column reduction");
+        // One copy per partial row and output chunk, at most one partial per tile and two
+        // ragged ones per piece: far fewer than one copy per element gathered.
+        let elements: usize = shape.iter().product();
+        let pieces = tiles as usize;
+        assert!(
+            copies <= 3 * pieces * pieces,
+            "{shape:?}: {copies} copies for {elements} elements"
+        );
+    }
+}
+
+#[test]
+fn elementwise_ops_of_a_table_in_column_blocks_keep_the_blocks() {
+    // A gather table's scaled copy with its rows masked (the embedding gradient's
+    // `select(row == padding_idx, 0, dtable)`): the table operand read in place, the scalar
+    // fetched once per block, the per-row mask expanded on each block's tile; rows of the
+    // masked table are then looked up as from the table itself.
+    use tessera_ir::CmpOp;
+    let (rows, cols) = (200usize, 16usize);
+    let mut g = Graph::new("table");
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let table = g.param("table", f(&[rows, cols])).unwrap();
+    let idx = g
+        .input("idx", TensorType::new(DType::I64, vec![3]))
+        .unwrap();
+    let scale = g.input("scale", f(&[])).unwrap();
+    let key = g.input("key", f(&[rows, 1])).unwrap();
+    let zero = g.input("zero", f(&[])).unwrap();
+    let looked = g
+        .add(Op::Gather { padding_idx: None }, &[table, idx], "")
+        .unwrap();
+    let scaled = g
+        .add(Op::Binary(BinaryOp::Mul), &[table, scale], "")
+        .unwrap();
+    let cond = g.add(Op::Compare(CmpOp::Gt), &[key, zero], "").unwrap();
+    let masked = g.add(Op::Select, &[cond, zero, scaled], "").unwrap();
+    let again = g
+        .add(Op::Gather { padding_idx: None }, &[masked, idx], "")
+        .unwrap();
+    g.set_output("looked", looked).unwrap();
+    g.set_output("again", again).unwrap();
+    let target = small_target(8, 64 * 1024);
+    let (params, inputs) = feeds(&g, 4);
+    let err = compare(&g, &target, 1, &params, &inputs);
+    assert!(err < 1e-6, "relative error {err}");
+    let plan = lower_program(&g, &target, &LowerOptions::default()).unwrap();
+    let kinds: Vec<&str> = plan
+        .step
+        .supersteps
+        .iter()
+        .flat_map(|s| &s.compute)
+        .flat_map(|c| &c.vertices)
+        .map(|v| v.kind())
+        .collect();
+    assert!(kinds.contains(&"expand"), "{kinds:?}");
+    // The scaled table is read only by the select, which overwrites it in place.
+    let in_place = plan
+        .step
+        .supersteps
+        .iter()
+        .flat_map(|s| &s.compute)
+        .flat_map(|c| &c.vertices)
+        .filter(|v| matches!(v, tessera_runtime::vertex::Vertex::Select { b, dst, .. } if b == dst))
+        .count();
+    assert!(in_place > 0, "no select wrote over its table operand");
+    // Re-laid out linearly, every block row would be one copy (rows × blocks ≥ 200).
+    let copies: usize = plan.step.supersteps.iter().map(|s| s.exchange.len()).sum();
+    assert!(copies < rows, "{copies} copies");
+}

@@ -1,4 +1,4 @@
-//! Compare, select, row reduction, scatter-add and the bool → float cast against
+//! Compare, select, row and column reductions, scatter-add and the bool → float cast against
 //! hand-derived values: NaN and cyclic operands, accumulator precision, overwrite of `dst`,
 //! index errors.
 
@@ -200,4 +200,56 @@ fn bool_casts_to_zero_and_one() {
         };
         assert_eq!(got, [0.0, 1.0, 1.0, 0.0], "{to:?}");
     }
+}
+
+fn reduce_cols(kind: ReduceKind, elem: Elem, rows: u32, src: Vec<u8>) -> Vec<u8> {
+    let len = src.len() as u32;
+    let out = len / rows;
+    let mut mem = mem_with(0, &src, (len + out) as usize);
+    let v = Vertex::ReduceCols {
+        kind,
+        elem,
+        rows,
+        src: Region::new(0, len),
+        dst: Region::new(len, out),
+    };
+    run_vertex(&mut mem, &v).unwrap();
+    mem[len as usize..].to_vec()
+}
+
+#[test]
+fn reduce_cols_hand_values() {
+    // Rows [1, 10, 100], [2^-30, 20, 200], [-1, 30, -300]: column sums in f64 then rounded
+    // once: 2^-30 (f32 accumulation of 1 + 2^-30 - 1 would give 0), 60, 0.
+    let tiny = 2f32.powi(-30);
+    let src = f32_bytes(&[1.0, 10.0, 100.0, tiny, 20.0, 200.0, -1.0, 30.0, -300.0]);
+    let got = from_f32_bytes(&reduce_cols(ReduceKind::Sum, Elem::F32, 3, src.clone()));
+    assert_eq!(got, [tiny, 60.0, 0.0]);
+    let mean = from_f32_bytes(&reduce_cols(ReduceKind::Mean, Elem::F32, 3, src.clone()));
+    assert_eq!(mean, [tiny / 3.0, 20.0, 0.0]);
+    let max = from_f32_bytes(&reduce_cols(ReduceKind::Max, Elem::F32, 3, src));
+    assert_eq!(max, [1.0, 30.0, 200.0]);
+    // Max propagates NaN from any row.
+    let nan = f32_bytes(&[1.0, 2.0, f32::NAN, 0.0]);
+    let got = from_f32_bytes(&reduce_cols(ReduceKind::Max, Elem::F32, 2, nan));
+    assert!(got[0].is_nan() && got[1] == 2.0, "{got:?}");
+    // f16 accumulates in f32 and rounds once: 2048 + 1 + 1 = 2050 (f16 steps would tie
+    // back to 2048 twice).
+    let h = f16_bytes(&[2048.0, 1.0, 1.0, 0.5, 1.0, 0.25]);
+    let got = from_f16_bytes(&reduce_cols(ReduceKind::Sum, Elem::F16, 3, h));
+    assert_eq!(got, [2050.0, 1.75]);
+}
+
+#[test]
+fn reduce_cols_with_a_ragged_source_is_an_error() {
+    // 5 elements are not 2 rows of dst's 2 columns.
+    let mut mem = mem_with(0, &f32_bytes(&[1.0; 5]), 64);
+    let v = Vertex::ReduceCols {
+        kind: ReduceKind::Sum,
+        elem: Elem::F32,
+        rows: 2,
+        src: Region::new(0, 20),
+        dst: Region::new(20, 8),
+    };
+    assert!(run_vertex(&mut mem, &v).is_err());
 }

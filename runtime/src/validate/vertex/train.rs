@@ -72,6 +72,13 @@ pub(super) fn check(v: &Vertex, t: u32) -> Option<Result<(), Problem>> {
             operand("dst", *dst, *elem, Some(n / u64::from(*cols)), t)?;
             disjoint("dst", *dst, "src", *src, false)
         }),
+        Vertex::ReduceCols {
+            elem,
+            rows,
+            src,
+            dst,
+            ..
+        } => reduce_cols(*elem, *rows, *src, *dst, t),
         Vertex::ScatterAdd {
             elem,
             rows,
@@ -102,6 +109,17 @@ fn select(elem: Elem, [cond, a, b]: [Region; 3], dst: Region, t: u32) -> Result<
     disjoint("dst", dst, "cond", cond, false)?;
     disjoint("dst", dst, "a", a, a.len == dst.len)?;
     disjoint("dst", dst, "b", b, b.len == dst.len)
+}
+
+fn reduce_cols(elem: Elem, rows: u32, src: Region, dst: Region, t: u32) -> Result<(), Problem> {
+    if rows == 0 {
+        return Err(Problem::Zero { what: "rows" });
+    }
+    float("src", elem)?;
+    operand("dst", dst, elem, None, t)?;
+    let cols = u64::from(dst.len / elem.size());
+    operand("src", src, elem, Some(u64::from(rows) * cols), t)?;
+    disjoint("dst", dst, "src", src, false)
 }
 
 fn scatter_add(

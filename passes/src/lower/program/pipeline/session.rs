@@ -104,36 +104,96 @@ fn program(
             plan.step.bytes_per_tile,
         )
     };
-    LoadedProgram::load(p).map_err(|source| SessionError::Program { which, source })
+    let mut loaded =
+        LoadedProgram::load(p).map_err(|source| SessionError::Program { which, source })?;
+    // The session keeps each piece's exchange in its precomputed form only.
+    loaded.compact();
+    Ok(loaded)
 }
 
-fn slice(plan: &TilePlan, r: &Range<usize>) -> Vec<Superstep> {
-    plan.step
-        .supersteps
-        .get(r.clone())
-        .unwrap_or_default()
-        .to_vec()
+/// The plan's supersteps handed out by range: each is moved out on its last use and cloned
+/// before (the pieces' ranges do not overlap in the plans the lowering writes, so nothing is
+/// cloned there).
+struct Steps {
+    slots: Vec<Option<Superstep>>,
+    uses: Vec<u32>,
+}
+
+impl Steps {
+    fn new(steps: Vec<Superstep>, ranges: &[Range<usize>]) -> Steps {
+        let mut uses = vec![0u32; steps.len()];
+        for r in ranges {
+            for u in uses.get_mut(r.clone()).unwrap_or_default() {
+                *u += 1;
+            }
+        }
+        Steps {
+            slots: steps.into_iter().map(Some).collect(),
+            uses,
+        }
+    }
+
+    /// Supersteps `r` (those out of range are skipped, as a slice would).
+    fn take(&mut self, r: &Range<usize>) -> Vec<Superstep> {
+        let end = r.end.min(self.slots.len());
+        (r.start.min(end)..end)
+            .filter_map(|i| {
+                let u = self.uses.get_mut(i)?;
+                *u = u.saturating_sub(1);
+                let slot = self.slots.get_mut(i)?;
+                if *u == 0 {
+                    slot.take()
+                } else {
+                    slot.clone()
+                }
+            })
+            .collect()
+    }
 }
 
 impl PipelineSession {
     /// Validates every piece of a pipelined plan and allocates the machine; `None` in
-    /// `plan.pipeline` is an error.
+    /// `plan.pipeline` is an error. The plan is cloned: [`PipelineSession::from_plan`]
+    /// takes it without a copy.
     pub fn new(plan: &TilePlan) -> Result<Self, SessionError> {
+        Self::from_plan(plan.clone())
+    }
+
+    /// [`PipelineSession::new`] of a plan given up: its supersteps move into the session's
+    /// programs, which keep each exchange only in its precomputed form
+    /// ([`LoadedProgram::compact`]) — a seq-512 training plan's hundreds of millions of
+    /// copies are never held twice. The session's [`PipelineSession::pipeline`] then has no
+    /// stash copies for slots after the first (they are in the loaded programs).
+    pub fn from_plan(mut plan: TilePlan) -> Result<Self, SessionError> {
         if let Some(oom) = &plan.oom {
             return Err(SessionError::DoesNotFit(oom.to_string()));
         }
-        let pipeline = plan.pipeline.clone().ok_or(SessionError::NotPipelined)?;
+        let mut pipeline = plan.pipeline.take().ok_or(SessionError::NotPipelined)?;
         let split = (pipeline.micro_buffers as usize).min(plan.step.host_buffers.len());
         let micro_buffers = plan.step.host_buffers[..split].to_vec();
-        let stash = |s: &StashCopies| -> Result<LoadedStash, SessionError> {
+        let mut ranges = vec![
+            pipeline.zero.clone(),
+            pipeline.read_grads.clone(),
+            pipeline.write_grads.clone(),
+        ];
+        ranges.extend(pipeline.optimizer.clone());
+        for s in &pipeline.segments {
+            ranges.push(s.run.clone());
+            for st in s.restores.iter().chain(&s.save) {
+                ranges.push(st.slot0.clone());
+            }
+        }
+        let mut steps = Steps::new(std::mem::take(&mut plan.step.supersteps), &ranges);
+        let plan = &plan;
+        let stash = |steps: &mut Steps, s: &mut StashCopies| -> Result<LoadedStash, SessionError> {
             let mut programs = vec![program(
                 plan,
                 "stash",
-                slice(plan, &s.slot0),
+                steps.take(&s.slot0),
                 &micro_buffers,
             )?];
-            for o in &s.others {
-                programs.push(program(plan, "stash", vec![o.clone()], &micro_buffers)?);
+            for o in std::mem::take(&mut s.others) {
+                programs.push(program(plan, "stash", vec![o], &micro_buffers)?);
             }
             Ok(LoadedStash {
                 programs,
@@ -141,19 +201,26 @@ impl PipelineSession {
             })
         };
         let mut segments = Vec::new();
-        for s in &pipeline.segments {
+        for s in &mut pipeline.segments {
+            let run = program(plan, "segment", steps.take(&s.run), &micro_buffers)?;
+            let restores = s
+                .restores
+                .iter_mut()
+                .map(|r| stash(&mut steps, r))
+                .collect::<Result<_, _>>()?;
+            let save = s.save.as_mut().map(|r| stash(&mut steps, r)).transpose()?;
             segments.push(LoadedSegment {
-                run: program(plan, "segment", slice(plan, &s.run), &micro_buffers)?,
-                restores: s.restores.iter().map(stash).collect::<Result<_, _>>()?,
-                save: s.save.as_ref().map(stash).transpose()?,
+                run,
+                restores,
+                save,
             });
         }
         let grad_end =
             (pipeline.grad_buffers_end as usize).clamp(split, plan.step.host_buffers.len());
         let grad_buffers = plan.step.host_buffers[split..grad_end].to_vec();
         // The gradient programs' copies name the gradient buffers by their index in `step`.
-        let mut read_steps = slice(plan, &pipeline.read_grads);
-        let mut write_steps = slice(plan, &pipeline.write_grads);
+        let mut read_steps = steps.take(&pipeline.read_grads);
+        let mut write_steps = steps.take(&pipeline.write_grads);
         for s in read_steps.iter_mut().chain(&mut write_steps) {
             for c in s.tile_to_host.iter_mut().chain(&mut s.host_to_tile) {
                 c.buffer = c.buffer.saturating_sub(split as u32);
@@ -165,15 +232,15 @@ impl PipelineSession {
         optimizer_buffers.extend_from_slice(&plan.step.host_buffers[grad_end..]);
         let optimizer = match &pipeline.optimizer {
             Some(r) => {
-                let mut steps = slice(plan, r);
-                for s in &mut steps {
+                let mut opt_steps = steps.take(r);
+                for s in &mut opt_steps {
                     for c in s.tile_to_host.iter_mut().chain(&mut s.host_to_tile) {
                         if c.buffer >= grad_end as u32 {
                             c.buffer -= gap;
                         }
                     }
                 }
-                Some(program(plan, "optimizer", steps, &optimizer_buffers)?)
+                Some(program(plan, "optimizer", opt_steps, &optimizer_buffers)?)
             }
             None => None,
         };
@@ -182,7 +249,7 @@ impl PipelineSession {
                 which: "load",
                 source,
             })?;
-        let zero = program(plan, "zero", slice(plan, &pipeline.zero), &[])?;
+        let zero = program(plan, "zero", steps.take(&pipeline.zero), &[])?;
         let read = program(plan, "read gradients", read_steps, &grad_buffers)?;
         let write = program(plan, "write gradients", write_steps, &grad_buffers)?;
         let pool = rayon::ThreadPoolBuilder::new()

@@ -277,3 +277,34 @@ fn bool_only_where_allowed() {
         assert_eq!(check_vertex(v, 64), Ok(()), "{v:?}");
     }
 }
+
+#[test]
+fn reduce_cols_needs_rows_of_the_result_length() {
+    let cols = |rows, src, dst| Vertex::ReduceCols {
+        kind: ReduceKind::Sum,
+        elem: Elem::F32,
+        rows,
+        src,
+        dst,
+    };
+    // 3 rows of 2 f32 columns.
+    assert_eq!(check_vertex(&cols(3, r(0, 24), r(24, 8)), 64), Ok(()));
+    assert!(check_vertex(&cols(2, r(0, 24), r(24, 8)), 64).is_err());
+    assert!(matches!(
+        check_vertex(&cols(0, r(0, 24), r(24, 8)), 64),
+        Err(Problem::Zero { what: "rows" })
+    ));
+    // The result may not overlap its operand.
+    assert!(check_vertex(&cols(3, r(0, 24), r(16, 8)), 64).is_err());
+    let ints = Vertex::ReduceCols {
+        kind: ReduceKind::Sum,
+        elem: Elem::I64,
+        rows: 1,
+        src: r(0, 8),
+        dst: r(8, 8),
+    };
+    assert!(matches!(
+        check_vertex(&ints, 64),
+        Err(Problem::ElemType { .. })
+    ));
+}
