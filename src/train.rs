@@ -162,7 +162,8 @@ impl Trainer {
         // The tiles' optimizer also computes the next step count and loss scale, so that
         // device loops can evolve them without the host.
         let opt = add_device_counters(&self.opt_graph, self.cfg.scale_rule())?;
-        let t = tiles::TileStep::new(&self.grad_graph, &opt, setup)?;
+        let on_tiles = (!setup.host_optimizer).then_some(&opt);
+        let t = tiles::TileStep::new(&self.grad_graph, on_tiles, setup)?;
         if t.micro_batches() != self.cfg.grad_accum {
             bail!(
                 "the tile step takes {} micro-batches (replicas × gradient accumulation) but the \

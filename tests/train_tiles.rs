@@ -185,3 +185,40 @@ fn scaled_down_seed_run_follows_the_reference_engine() {
     args.extend(["--engine", "tiles"]);
     assert_close("fp16, loss scaling 16384", &losses(&args), &reference, 1e-5);
 }
+
+/// `--optimizer host`: the tiles sum the gradients (2 IPUs, 2 replicas) and the host runs
+/// the reference engine's AdamW on them, streaming the weights back every step: the losses
+/// follow the reference engine's as with the optimizer on the tiles; device loops need the
+/// optimizer on the tiles and are refused.
+#[test]
+fn training_on_tiles_with_the_optimizer_on_the_host() {
+    let reference = losses(&["--grad-accum", "4"]);
+    let tiles = losses(&[
+        "--engine",
+        "tiles",
+        "--optimizer",
+        "host",
+        "--ipus",
+        "2",
+        "--replicas",
+        "2",
+        "--grad-accum",
+        "2",
+    ]);
+    assert_close("optimizer on the host", &tiles, &reference, 1e-5);
+    let out = common::tessera(&[
+        "train",
+        "lxmert-tiny",
+        "--steps",
+        "2",
+        "--engine",
+        "tiles",
+        "--optimizer",
+        "host",
+        "--device-iterations",
+        "2",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("device loops"), "{err}");
+}

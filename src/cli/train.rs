@@ -11,6 +11,7 @@
 //! of N), logged step by step from the loop's anchors exactly as host-driven steps are. The
 //! reference engine ignores device iterations.
 
+use super::compile::OptimizerOn;
 use super::compile_flags::{CompileFlags, Subject};
 use super::precision::{describe, PrecisionArgs};
 use anyhow::{Context, Result};
@@ -84,6 +85,12 @@ pub struct TrainArgs {
     /// per host call; the reference engine ignores it).
     #[arg(long, value_enum, default_value_t = TrainEngine::Reference)]
     engine: TrainEngine,
+    /// Where `--engine tiles` runs the optimizer step: `tiles` (a segment after the flush,
+    /// Adam moments streamed from off-chip memory) or `host` (the reference evaluator's AdamW
+    /// on the gradients the tiles sum; the weights are streamed onto the tiles every step,
+    /// and device loops are not available).
+    #[arg(long, value_enum, default_value_t = OptimizerOn::Tiles)]
+    optimizer: OptimizerOn,
     /// Parallelism, placement, recomputation and target, as `tessera compile` takes them
     /// (flags over the IPU configuration). A step is `--replicas × --grad-accum`
     /// micro-batches on either engine.
@@ -101,7 +108,11 @@ pub enum TrainEngine {
 }
 
 /// The placement and lowering of the training step on tiles, from the compile options.
-fn tile_setup(copts: &CompileOptions, proportion_flag: Option<f64>) -> Result<TileSetup> {
+fn tile_setup(
+    copts: &CompileOptions,
+    proportion_flag: Option<f64>,
+    host_optimizer: bool,
+) -> Result<TileSetup> {
     let cost = CostOptions::from_ipu_config(&copts.ipu_config, copts.micro_batch)
         .context("IPU configuration for the cost model")?;
     let grad_accum = cost.pipeline.grad_accum;
@@ -122,6 +133,7 @@ fn tile_setup(copts: &CompileOptions, proportion_flag: Option<f64>) -> Result<Ti
             ..PipelineConfig::new(copts.placement.clone(), cost)
         },
         matmul_proportion,
+        host_optimizer,
     })
 }
 
@@ -234,7 +246,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
     let trainer_precision = cfg.precision.clone();
     let mut trainer = Trainer::new(&forward, &labels.ty(), params, cfg)?;
     if a.engine == TrainEngine::Tiles {
-        let setup = tile_setup(&copts, topts.matmul_proportion)?;
+        let host_optimizer = a.optimizer == OptimizerOn::Host;
+        if host_optimizer && loop_len > 1 {
+            anyhow::bail!(
+                "--device-iterations {loop_len} runs device loops, which need the optimizer on \
+                 the tiles: drop --optimizer host, or pass --device-iterations 1"
+            );
+        }
+        let setup = tile_setup(&copts, topts.matmul_proportion, host_optimizer)?;
         let steps = trainer.use_tiles(&setup)?;
         let p = &setup.pipeline.cost.pipeline;
         if let Some(w) = tessera::compile::short_pipeline_warning(true, p.stages, p.grad_accum) {
@@ -242,12 +261,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
         eprintln!(
             "training step on {} emulated {} chip(s) per replica × {} replica(s), {} \
-             micro-batches per replica and step, recompute {}, optimizer on the tiles: {steps} supersteps in the step program; {}",
+             micro-batches per replica and step, recompute {}, optimizer on the {}: {steps} supersteps in the step program; {}",
             p.stages,
             setup.target.name,
             p.replicas,
             p.grad_accum,
             copts.recompute.name(),
+            if host_optimizer { "host" } else { "tiles" },
             if loop_len > 1 {
                 format!("device loops of {loop_len} steps (moments in streaming memory, step count and loss scale on the device)")
             } else {

@@ -52,6 +52,9 @@ impl Trainer {
             }
             feeds.push(inputs);
         }
+        if self.tiles.as_ref().is_some_and(|t| !t.optimizer_on_tiles()) {
+            return self.step_host_optimizer(feeds, samples, start);
+        }
         let mut opt_feeds = self.moments.clone();
         opt_feeds.insert("step".into(), Tensor::scalar_f32(self.step as f32));
         opt_feeds.insert("loss_scale".into(), scale);
@@ -65,6 +68,34 @@ impl Trainer {
         let applied = self.apply_optimizer_outputs(r.optimizer)?;
         let skipped = applied.is_none();
         let (lr, grad_norm) = applied.unwrap_or((self.adam.lr_at(self.step as u64), f64::NAN));
+        let secs = start.elapsed().as_secs_f64();
+        Ok(self.finish_step(loss, samples, skipped, (lr, grad_norm), secs))
+    }
+
+    /// The rest of a tiles step whose optimizer runs on the host: the tiles' summed
+    /// gradients go through the same skip test and optimizer as the reference engine's.
+    fn step_host_optimizer(
+        &mut self,
+        feeds: Vec<HashMap<String, Tensor>>,
+        samples: usize,
+        start: std::time::Instant,
+    ) -> Result<StepLog> {
+        let t = self.tiles.as_mut().context("no tile step")?;
+        let (losses, grads) = t.run_grads(&self.params, &feeds)?;
+        let loss: f64 = losses.iter().sum();
+        let mut sums: HashMap<String, Vec<f32>> = grads
+            .into_iter()
+            .map(|(k, g)| (k.trim_start_matches("grad.").to_string(), g.to_f32_vec()))
+            .collect();
+        let mut skipped = !sums.values().all(|v| v.iter().all(|x| x.is_finite()));
+        let mut lr = self.adam.lr_at(self.step as u64);
+        let mut grad_norm = f64::NAN;
+        if !skipped {
+            match self.optimizer_step(&mut sums)? {
+                Some((l, n)) => (lr, grad_norm) = (l, n),
+                None => skipped = true,
+            }
+        }
         let secs = start.elapsed().as_secs_f64();
         Ok(self.finish_step(loss, samples, skipped, (lr, grad_norm), secs))
     }
@@ -83,6 +114,12 @@ impl Trainer {
         }
         if self.tiles.is_none() {
             bail!("device iterations run on the tiles: use --engine tiles");
+        }
+        if self.tiles.as_ref().is_some_and(|t| !t.optimizer_on_tiles()) {
+            bail!(
+                "device loops run the optimizer on the tiles: drop --optimizer host, or use \
+                 --device-iterations 1"
+            );
         }
         let start = std::time::Instant::now();
         let per_step = self.cfg.grad_accum;

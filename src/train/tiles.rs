@@ -57,12 +57,19 @@ pub struct TileSetup {
     pub pipeline: PipelineConfig,
     /// Fraction of tile memory a matmul may use.
     pub matmul_proportion: f64,
+    /// The optimizer runs on the host (the reference evaluator's AdamW on the summed
+    /// gradients the tiles stream out; the plan holds the pipeline only) instead of on the
+    /// tiles after the flush.
+    pub host_optimizer: bool,
 }
 
 /// A gradient graph lowered to a pipelined tile plan, with its machine.
 pub struct TileStep {
     session: PipelineSession,
+    /// The plan, without its step's supersteps (they are in the session).
     plan: TilePlan,
+    /// Supersteps of the step program.
+    supersteps: usize,
     replicas: usize,
     grad_accum: usize,
     /// Whether the weights were streamed onto the tiles (once: the optimizer updates them
@@ -76,7 +83,7 @@ pub struct TileStep {
 impl std::fmt::Debug for TileStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TileStep")
-            .field("supersteps", &self.plan.step.supersteps.len())
+            .field("supersteps", &self.supersteps)
             .field("chips", &self.plan.step.chips)
             .finish()
     }
@@ -94,14 +101,14 @@ pub struct TileStepResult {
 
 impl TileStep {
     /// Places `grad_graph` and lowers it as a pipeline, with `optimizer` (the optimizer graph)
-    /// on the tiles after the flush.
-    pub fn new(grad_graph: &Graph, optimizer: &Graph, setup: &TileSetup) -> Result<Self> {
+    /// on the tiles after the flush, or without one (the host runs it: [`TileStep::run_grads`]).
+    pub fn new(grad_graph: &Graph, optimizer: Option<&Graph>, setup: &TileSetup) -> Result<Self> {
         let (placed, _) = pipeline(grad_graph, &setup.pipeline, &setup.target)
             .context("placing the training step on the chips")?;
         let p = &setup.pipeline.cost.pipeline;
-        let plan = lower_pipelined_with(
+        let mut plan = lower_pipelined_with(
             &placed,
-            Some(optimizer),
+            optimizer,
             &setup.target,
             &LowerOptions {
                 chips: p.stages,
@@ -110,12 +117,19 @@ impl TileStep {
             },
         )
         .context("lowering the training step to tiles")?;
-        let session = PipelineSession::new(&plan)?;
+        // The programs move into the session (a large plan's copy lists are not kept twice);
+        // the step keeps the rest of the plan.
+        let supersteps = plan.step.supersteps.len();
+        let programs = std::mem::take(&mut plan.step.supersteps);
+        let mut for_session = plan.clone();
+        for_session.step.supersteps = programs;
+        let session = PipelineSession::from_plan(for_session)?;
         Ok(TileStep {
             session,
             replicas: p.replicas.max(1) as usize,
             grad_accum: p.grad_accum.max(1) as usize,
             plan,
+            supersteps,
             loaded: false,
             streaming: false,
         })
@@ -123,10 +137,46 @@ impl TileStep {
 
     /// Supersteps of one micro-batch through every segment.
     pub fn supersteps(&self) -> usize {
-        self.plan.step.supersteps.len()
+        self.supersteps
     }
 
-    /// The lowered plan.
+    /// Whether the plan runs the optimizer after the flush (else the host runs it).
+    pub fn optimizer_on_tiles(&self) -> bool {
+        self.plan
+            .pipeline
+            .as_ref()
+            .is_some_and(|p| p.optimizer.is_some())
+    }
+
+    /// One step's losses and gradients for a host optimizer: `params` streamed onto the
+    /// tiles (every call: the host updates them), then the schedule over `micro_batches`
+    /// ([`TileStep::micro_batches`] feeds, replica-major) and the replicas' gradient sums,
+    /// all-reduced (`grad.<p>`, f32, multiplied by the loss scale the feeds carry).
+    pub fn run_grads(
+        &mut self,
+        params: &HashMap<String, Tensor>,
+        micro_batches: &[HashMap<String, Tensor>],
+    ) -> Result<(Vec<f64>, HashMap<String, Tensor>)> {
+        self.session
+            .load(&cast_to_plan(&self.plan.params, params))
+            .context("streaming the weights onto the tiles")?;
+        self.loaded = false;
+        let replicas: Vec<&[HashMap<String, Tensor>]> =
+            micro_batches.chunks(self.grad_accum).collect();
+        let out = self.session.step_full(&replicas, None, TraceMode::Off)?;
+        let mut losses = Vec::with_capacity(out.micro_batches.len());
+        for m in &out.micro_batches {
+            let loss = m
+                .get("loss")
+                .context("the plan has no `loss` output")?
+                .to_f64_vec();
+            losses.push(loss.first().copied().context("empty loss")?);
+        }
+        Ok((losses, out.grads))
+    }
+
+    /// The lowered plan, without its step program's supersteps (the session holds them;
+    /// [`TileStep::supersteps`] counts them).
     pub fn plan(&self) -> &TilePlan {
         &self.plan
     }
