@@ -413,3 +413,32 @@ fn short_training_pipelines_are_warned_about() {
     assert!(full.status.success());
     assert!(!String::from_utf8_lossy(&full.stderr).contains("pipeline stages"));
 }
+
+#[test]
+fn a_tile_plan_with_stochastic_rounding_says_the_tiles_round_to_nearest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp.path().join("sr.tsp");
+    let mut args = vec![
+        "compile",
+        "lxmert-tiny",
+        "--train",
+        "--ipus",
+        "2",
+        "--grad-accum",
+        "4",
+        "--precision",
+        "fp16",
+        "--loss-scaling",
+        "1024",
+        "--output",
+        plan.to_str().unwrap(),
+    ];
+    let note = "rounds fp16 results to nearest even";
+    let out = common::tessera(&[args.as_slice(), &["--stochastic-rounding"]].concat());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(note));
+    args.push("--stochastic-rounding=false");
+    let out = common::tessera(&args);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(note));
+}

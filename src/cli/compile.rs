@@ -170,6 +170,14 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
             None => None,
         };
         notes.extend(lower_tiles_with(&mut plan, &tiles, graph.as_ref())?);
+        if precision.as_ref().is_some_and(|c| c.stochastic_rounding) {
+            notes.push(
+                "the tile program rounds fp16 results to nearest even: stochastic rounding is \
+                 in the graph-level plan and the reference engine only (pass \
+                 --stochastic-rounding=false for a plan that says what the tiles do)"
+                    .to_string(),
+            );
+        }
         if let Some(cfg) = &optimizer {
             notes.push(format!(
                 "optimizer on the tiles after the flush: AdamW, lr {:e}, weight decay {}, \

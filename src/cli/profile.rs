@@ -18,7 +18,7 @@ mod pipelined;
 
 use super::compile_flags::CompileFlags;
 use super::precision::PrecisionArgs;
-use super::run::{tiles_prepare, RunArgs};
+use super::run::{prepare_loaded_plan, tiles_prepare, RunArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::collections::{BTreeMap, HashMap};
@@ -149,12 +149,19 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     let is_plan = tessera::execute::is_plan_file(std::path::Path::new(&model_arg));
     // The model generated inputs come from, and whether the step trains (a training plan
     // trains whether or not --train is given).
-    let (source_model, train, extents) = if is_plan {
-        let plan = tessera_plan::Plan::load(std::path::Path::new(&model_arg))?;
-        let x = Extents::of(&a, Some(&plan.report.settings));
-        (plan.source.model, a.train || plan.report.settings.train, x)
+    // A plan is read once: for its source model, settings and shapes, then to run.
+    let loaded = if is_plan {
+        Some(tessera_plan::Plan::load(std::path::Path::new(&model_arg))?)
     } else {
-        (model_arg.clone(), a.train, Extents::of(&a, None))
+        None
+    };
+    let (source_model, train, extents) = match &loaded {
+        Some(plan) => (
+            plan.source.model.clone(),
+            a.train || plan.report.settings.train,
+            Extents::of(&a, Some(&plan.report.settings)),
+        ),
+        None => (model_arg.clone(), a.train, Extents::of(&a, None)),
     };
     let (inputs, data) = match &a.inputs {
         Some(p) => (p.clone(), None),
@@ -183,7 +190,10 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         a.precision,
         a.compile,
     );
-    let mut prepared = tiles_prepare(&run, is_plan)?;
+    let mut prepared = match loaded {
+        Some(plan) => prepare_loaded_plan(&run, plan)?,
+        None => tiles_prepare(&run, false)?,
+    };
     if prepared.tiles()?.pipeline.is_some() {
         let weights = prepared.weights();
         let profile =

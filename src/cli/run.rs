@@ -14,7 +14,7 @@
 //! written unscaled, in f32.
 
 mod tiles;
-pub(crate) use tiles::scaled_feeds;
+pub(crate) use tiles::{prepare_loaded_plan, scaled_feeds};
 mod train_step;
 
 use super::compile_flags::CompileFlags;

@@ -250,6 +250,12 @@ pub(super) fn run_plan(a: &RunArgs) -> Result<()> {
 
 /// Loads a plan file, its default (or given) weights and the inputs.
 pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
+    prepare_loaded_plan(a, Plan::load(Path::new(&a.model))?)
+}
+
+/// [`prepare_plan`] of a plan already loaded from `a.model` (a caller that read it for its
+/// settings does not read a large plan twice).
+pub(crate) fn prepare_loaded_plan(a: &RunArgs, plan: Plan) -> Result<Prepared> {
     let path = Path::new(&a.model);
     if a.engine == Some(super::Engine::Reference) {
         bail!(
@@ -260,7 +266,6 @@ pub(crate) fn prepare_plan(a: &RunArgs) -> Result<Prepared> {
     if a.precision.precision != Precision::Fp32 || a.precision.ipu_config.is_some() {
         bail!("{}: a plan's precision and IPU configuration were fixed by `tessera compile`; drop --precision/--ipu-config", path.display());
     }
-    let plan = Plan::load(path)?;
     if plan.tiles.is_none() {
         bail!(
             "{}: the plan has no tile program (compiled with --no-tiles); it can be inspected, not run",
