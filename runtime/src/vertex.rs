@@ -371,15 +371,8 @@ impl Vertex {
                 src,
                 dst,
                 ..
-            } => {
-                let mean = if *kind == ReduceKind::Mean {
-                    u64::from(dst.len / elem.size())
-                } else {
-                    0
-                };
-                u64::from(src.len / elem.size()) + mean
             }
-            Vertex::ReduceCols {
+            | Vertex::ReduceCols {
                 kind,
                 elem,
                 src,

@@ -63,6 +63,20 @@ pub struct TileSetup {
     pub host_optimizer: bool,
 }
 
+/// The `loss` output of every micro-batch, in order.
+fn losses(micro_batches: &[HashMap<String, Tensor>]) -> Result<Vec<f64>> {
+    micro_batches
+        .iter()
+        .map(|m| {
+            let loss = m
+                .get("loss")
+                .context("the plan has no `loss` output")?
+                .to_f64_vec();
+            loss.first().copied().context("empty loss")
+        })
+        .collect()
+}
+
 /// A gradient graph lowered to a pipelined tile plan, with its machine.
 pub struct TileStep {
     session: PipelineSession,
@@ -164,15 +178,7 @@ impl TileStep {
         let replicas: Vec<&[HashMap<String, Tensor>]> =
             micro_batches.chunks(self.grad_accum).collect();
         let out = self.session.step_full(&replicas, None, TraceMode::Off)?;
-        let mut losses = Vec::with_capacity(out.micro_batches.len());
-        for m in &out.micro_batches {
-            let loss = m
-                .get("loss")
-                .context("the plan has no `loss` output")?
-                .to_f64_vec();
-            losses.push(loss.first().copied().context("empty loss")?);
-        }
-        Ok((losses, out.grads))
+        Ok((losses(&out.micro_batches)?, out.grads))
     }
 
     /// The lowered plan, without its step program's supersteps (the session holds them;
@@ -203,16 +209,8 @@ impl TileStep {
         let out = self
             .session
             .step_full(&replicas, Some(optimizer), TraceMode::Off)?;
-        let mut losses = Vec::with_capacity(micro_batches.len());
-        for m in &out.micro_batches {
-            let loss = m
-                .get("loss")
-                .context("the plan has no `loss` output")?
-                .to_f64_vec();
-            losses.push(loss.first().copied().context("empty loss")?);
-        }
         Ok(TileStepResult {
-            losses,
+            losses: losses(&out.micro_batches)?,
             optimizer: out.optimizer,
         })
     }

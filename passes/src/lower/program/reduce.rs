@@ -8,8 +8,7 @@ use super::access::Access;
 use super::builder::{to_u32, Category};
 use super::lowering::Ctx;
 use super::ops::Scratch;
-use super::reduce_cols::ColReduce;
-use super::reduce_tree::TreeReduce;
+use super::reduce_tree::Reduction;
 use crate::lower::error::LowerError;
 use tessera_ir::{NodeId, Op, ReduceKind};
 use tessera_runtime::program::Region;
@@ -54,7 +53,7 @@ impl Ctx<'_> {
             && view.is_identity()
             && matches!(kind, ReduceKind::Sum | ReduceKind::Max)
         {
-            return self.reduce_tree(&TreeReduce {
+            return self.reduce_tree(&Reduction {
                 id,
                 src: &v,
                 kind,
@@ -72,7 +71,7 @@ impl Ctx<'_> {
             && cols > 1
             && n > 1
             && matches!(kind, ReduceKind::Sum | ReduceKind::Max)
-            && self.reduce_cols(&ColReduce {
+            && self.reduce_cols(&Reduction {
                 id,
                 src: &v,
                 kind,

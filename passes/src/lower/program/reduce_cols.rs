@@ -14,27 +14,11 @@
 
 use super::builder::{to_u32, Category};
 use super::layout::Segment;
-use super::lowering::{Ctx, Val};
+use super::lowering::Ctx;
+use super::reduce_tree::Reduction;
 use crate::lower::error::LowerError;
-use tessera_ir::{NodeId, ReduceKind};
 use tessera_runtime::program::{Exchange, Region, TileRef, TileRegion};
-use tessera_runtime::vertex::{Elem, Vertex};
-
-/// What a column reduction needs to know about its op.
-pub(crate) struct ColReduce<'a> {
-    /// The reduction node.
-    pub id: NodeId,
-    /// Its operand (flat element `r·cols + c` is row `r`, column `c`).
-    pub src: &'a Val,
-    /// Sum or max (a mean's second stage would divide by the wrong count).
-    pub kind: ReduceKind,
-    /// Element type of operand and result.
-    pub elem: Elem,
-    /// Reduced rows.
-    pub rows: u64,
-    /// Output elements (columns).
-    pub cols: u64,
-}
+use tessera_runtime::vertex::Vertex;
 
 /// A partial row: columns `[c0, c1)` on `tile` at `offset`.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +37,7 @@ enum Cut {
 }
 
 /// Cuts the operand's segments at row boundaries.
-fn cuts(r: &ColReduce<'_>, eb: u64) -> Vec<Cut> {
+fn cuts(r: &Reduction<'_>, eb: u64) -> Vec<Cut> {
     let mut segs: Vec<Segment> = Vec::new();
     r.src.layout.segments(0, r.rows * r.cols, eb, &mut segs);
     let mut out = Vec::new();
@@ -91,7 +75,7 @@ impl Ctx<'_> {
     /// Lowers `r` in two stages (see the module docs) and defines its value; `Ok(false)`
     /// without emitting anything when the partials of one output column would not fit in a
     /// sixteenth of a tile (the caller then lowers it in one stage).
-    pub(crate) fn reduce_cols(&mut self, r: &ColReduce<'_>) -> Result<bool, LowerError> {
+    pub(crate) fn reduce_cols(&mut self, r: &Reduction<'_>) -> Result<bool, LowerError> {
         let eb = u64::from(r.elem.size());
         let cuts = cuts(r, eb);
         let budget = (self.target.bytes_per_tile / 16).max(1);

@@ -18,26 +18,27 @@ use tessera_ir::{NodeId, ReduceKind};
 use tessera_runtime::program::{Region, TileRef};
 use tessera_runtime::vertex::{Elem, Vertex};
 
-/// What a two-level reduction needs to know about its op.
-pub(crate) struct TreeReduce<'a> {
+/// A reduction whose operand is viewed as a row-major `[rows, cols]` matrix: a two-level
+/// reduction (here) reduces each row, a column reduction ([`super::reduce_cols`]) each
+/// column.
+pub(crate) struct Reduction<'a> {
     /// The reduction node.
     pub id: NodeId,
-    /// Its operand's value (reduced axes trailing: row `r` is flat elements
-    /// `[r·cols, (r+1)·cols)`).
+    /// Its operand's value (flat element `r·cols + c` is row `r`, column `c`).
     pub src: &'a Val,
     /// Sum or max (a mean's second stage would divide by the wrong count).
     pub kind: ReduceKind,
     /// Element type of operand and result.
     pub elem: Elem,
-    /// Output elements (rows).
+    /// Rows of the view.
     pub rows: u64,
-    /// Elements per row.
+    /// Columns of the view.
     pub cols: u64,
 }
 
 impl Ctx<'_> {
     /// Lowers `r` as a two-level reduction (see the module docs) and defines its value.
-    pub(crate) fn reduce_tree(&mut self, r: &TreeReduce<'_>) -> Result<(), LowerError> {
+    pub(crate) fn reduce_tree(&mut self, r: &Reduction<'_>) -> Result<(), LowerError> {
         let label = self.label(r.id);
         let chip = self.chip(r.id)?;
         let eb = u64::from(r.elem.size());

@@ -87,6 +87,25 @@ fn compare_with_floor(
     worst
 }
 
+/// `reduce(of) {kind, axes}` without kept dimensions, added to `g`.
+fn reduce_of(
+    g: &mut Graph,
+    kind: tessera_ir::ReduceKind,
+    axes: Vec<usize>,
+    of: tessera_ir::NodeId,
+) -> tessera_ir::NodeId {
+    g.add(
+        Op::Reduce {
+            kind,
+            axes,
+            keep_dims: false,
+        },
+        &[of],
+        "",
+    )
+    .unwrap()
+}
+
 fn feeds(g: &Graph, seed: u64) -> (HashMap<String, Tensor>, HashMap<String, Tensor>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut params = HashMap::new();
@@ -525,21 +544,9 @@ fn reductions_of_rows_larger_than_a_tile_budget_are_reduced_where_they_lie() {
     let x = g.input("x", f(&[64, 256])).unwrap();
     let y = g.input("y", f(&[2, 8192])).unwrap();
     let sq = g.add(Op::Binary(BinaryOp::Mul), &[x, x], "").unwrap();
-    let reduce = |g: &mut Graph, kind, axes: Vec<usize>, of| {
-        g.add(
-            Op::Reduce {
-                kind,
-                axes,
-                keep_dims: false,
-            },
-            &[of],
-            "",
-        )
-        .unwrap()
-    };
-    let total = reduce(&mut g, ReduceKind::Sum, vec![0, 1], sq);
-    let rows = reduce(&mut g, ReduceKind::Max, vec![1], y);
-    let mean = reduce(&mut g, ReduceKind::Mean, vec![1], y);
+    let total = reduce_of(&mut g, ReduceKind::Sum, vec![0, 1], sq);
+    let rows = reduce_of(&mut g, ReduceKind::Max, vec![1], y);
+    let mean = reduce_of(&mut g, ReduceKind::Mean, vec![1], y);
     g.set_output("total", total).unwrap();
     g.set_output("rows", rows).unwrap();
     g.set_output("mean", mean).unwrap();
@@ -554,7 +561,7 @@ fn reductions_of_rows_larger_than_a_tile_budget_are_reduced_where_they_lie() {
     let mut only = Graph::new("sum");
     let x = only.input("x", f(&[64, 256])).unwrap();
     let sq = only.add(Op::Binary(BinaryOp::Mul), &[x, x], "").unwrap();
-    let total = reduce(&mut only, ReduceKind::Sum, vec![0, 1], sq);
+    let total = reduce_of(&mut only, ReduceKind::Sum, vec![0, 1], sq);
     only.set_output("total", total).unwrap();
     let plan = lower_program(&only, &target, &LowerOptions::default()).unwrap();
     let moved: u64 = plan.costs.iter().map(|c| c.exchange_bytes).sum();
@@ -568,18 +575,6 @@ fn reductions_over_leading_axes_reduce_rows_where_they_lie() {
     // 48-element rows (grain 16 over 5 tiles): ragged partial rows.
     use tessera_ir::ReduceKind;
     let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
-    let reduce = |g: &mut Graph, kind, axes: Vec<usize>, of| {
-        g.add(
-            Op::Reduce {
-                kind,
-                axes,
-                keep_dims: false,
-            },
-            &[of],
-            "",
-        )
-        .unwrap()
-    };
     for (shape, axes, kind, tiles) in [
         (vec![256, 96], vec![0], ReduceKind::Sum, 16),
         (vec![4, 3, 16], vec![0], ReduceKind::Max, 5),
@@ -588,7 +583,7 @@ fn reductions_over_leading_axes_reduce_rows_where_they_lie() {
         let mut g = Graph::new("bias");
         let x = g.input("x", f(&shape)).unwrap();
         let e = g.add(Op::Unary(UnaryOp::Exp), &[x], "").unwrap();
-        let r = reduce(&mut g, kind, axes.clone(), e);
+        let r = reduce_of(&mut g, kind, axes.clone(), e);
         g.set_output("r", r).unwrap();
         let target = small_target(tiles, 64 * 1024);
         let (params, inputs) = feeds(&g, 9);
