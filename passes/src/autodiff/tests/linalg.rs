@@ -71,7 +71,11 @@ proptest! {
         };
         let g_mul = p.add(Op::Binary(tessera_ir::BinaryOp::Mul), &[g_sum, g_sum]);
         let y = p.add(Op::Binary(tessera_ir::BinaryOp::Add), &[scattered, g_mul]);
-        let r = p.finish(y).check(Tol::default());
+        // y is at most quadratic in every parameter, so central differences are exact up to
+        // rounding whatever the step; a large step keeps the f32 rounding of y (up to 27² when
+        // 27 indices hit one row) well inside the tolerance, which the default 1e-3 did not.
+        let tol = Tol { h: 0.0625, ..Tol::default() };
+        let r = p.finish(y).check(tol);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 }
