@@ -221,4 +221,29 @@ fn training_on_tiles_with_the_optimizer_on_the_host() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("device loops"), "{err}");
+    // The cost model's prediction for the hardware is printed beside the emulator's rate.
+    let out = common::tessera(&[
+        "train",
+        "lxmert-tiny",
+        "--steps",
+        "1",
+        "--engine",
+        "tiles",
+        "--optimizer",
+        "host",
+        "--ipus",
+        "2",
+        "--grad-accum",
+        "2",
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let predicted: f64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("cost model: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("no prediction in\n{err}"));
+    assert!(predicted > 0.0, "{predicted}");
 }

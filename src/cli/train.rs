@@ -255,6 +255,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
         let setup = tile_setup(&copts, topts.matmul_proportion, host_optimizer)?;
         let steps = trainer.use_tiles(&setup)?;
+        let predicted = trainer
+            .tile_step()
+            .map_or(f64::NAN, |t| t.predicted_samples_per_s());
         let p = &setup.pipeline.cost.pipeline;
         if let Some(w) = tessera::compile::short_pipeline_warning(true, p.stages, p.grad_accum) {
             eprintln!("warning: {w}");
@@ -273,6 +276,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
             } else {
                 "one step per host call".to_string()
             },
+        );
+        eprintln!(
+            "cost model: {predicted:.1} samples/s predicted on {} hardware ({} replica(s) × {} chip(s)); \
+             the log's samples_per_second is the emulator's",
+            setup.target.name, p.replicas, p.stages
         );
     }
     let mut log = match &a.log {

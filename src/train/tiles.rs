@@ -84,6 +84,8 @@ pub struct TileStep {
     plan: TilePlan,
     /// Supersteps of the step program.
     supersteps: usize,
+    /// The pipeline cost model's training throughput on the target hardware.
+    predicted_samples_per_s: f64,
     replicas: usize,
     grad_accum: usize,
     /// Whether the weights were streamed onto the tiles (once: the optimizer updates them
@@ -117,7 +119,7 @@ impl TileStep {
     /// Places `grad_graph` and lowers it as a pipeline, with `optimizer` (the optimizer graph)
     /// on the tiles after the flush, or without one (the host runs it: [`TileStep::run_grads`]).
     pub fn new(grad_graph: &Graph, optimizer: Option<&Graph>, setup: &TileSetup) -> Result<Self> {
-        let (placed, _) = pipeline(grad_graph, &setup.pipeline, &setup.target)
+        let (placed, report) = pipeline(grad_graph, &setup.pipeline, &setup.target)
             .context("placing the training step on the chips")?;
         let p = &setup.pipeline.cost.pipeline;
         let mut plan = lower_pipelined_with(
@@ -144,6 +146,7 @@ impl TileStep {
             grad_accum: p.grad_accum.max(1) as usize,
             plan,
             supersteps,
+            predicted_samples_per_s: report.samples_per_s,
             loaded: false,
             streaming: false,
         })
@@ -152,6 +155,12 @@ impl TileStep {
     /// Supersteps of one micro-batch through every segment.
     pub fn supersteps(&self) -> usize {
         self.supersteps
+    }
+
+    /// Training samples per second the pipeline cost model predicts on the target hardware
+    /// for this placement, replicas and gradient accumulation.
+    pub fn predicted_samples_per_s(&self) -> f64 {
+        self.predicted_samples_per_s
     }
 
     /// Whether the plan runs the optimizer after the flush (else the host runs it).
