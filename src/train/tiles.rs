@@ -183,7 +183,6 @@ impl TileStep {
         self.session
             .load(&cast_to_plan(&self.plan.params, params))
             .context("streaming the weights onto the tiles")?;
-        self.loaded = false;
         let replicas: Vec<&[HashMap<String, Tensor>]> =
             micro_batches.chunks(self.grad_accum).collect();
         let out = self.session.step_full(&replicas, None, TraceMode::Off)?;

@@ -95,22 +95,23 @@ impl Ctx<'_> {
         // A table operand of the result's type read only here is overwritten in place (the
         // table's gradient is as large as the table: a second copy would crowd its tiles).
         let dtype = node.ty.dtype;
-        let in_place = (!matches!(op, Op::Cast { .. }))
-            .then(|| {
-                operands.iter().enumerate().find(|&(i, &o)| {
-                    matches!(roles.get(i), Some(Role::Blocks(_)))
-                        && vals.get(i).is_some_and(|v| v.dtype == dtype)
-                        && self.dies_here(o, operands.iter().filter(|&&x| x == o).count())
-                })
-            })
-            .flatten()
-            .map(|(i, &o)| (i, o));
+        let cast = matches!(op, Op::Cast { .. });
+        let in_place = operands
+            .iter()
+            .zip(&roles)
+            .zip(&vals)
+            .position(|((&o, role), v)| {
+                !cast
+                    && matches!(role, Role::Blocks(_))
+                    && v.dtype == dtype
+                    && self.dies_here(o, operands.iter().filter(|&&x| x == o).count())
+            });
         let (mut copies, mut work, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
         let mut out = Vec::with_capacity(layout_blocks.len());
         for (bi, b) in layout_blocks.iter().enumerate() {
             let w = b.c1 - b.c0;
             let n = rows * w;
-            let offset = match in_place.and_then(|(i, _)| roles.get(i)) {
+            let offset = match in_place.and_then(|i| roles.get(i)) {
                 Some(Role::Blocks(bs)) => bs.get(bi).map_or(b.offset, |x| x.offset),
                 _ => self
                     .b
@@ -168,7 +169,7 @@ impl Ctx<'_> {
         }
         self.push_stages(&label, copies, work);
         self.free_scratch(scratch)?;
-        if let Some((_, o)) = in_place {
+        if let Some(&o) = in_place.and_then(|i| operands.get(i)) {
             return self.alias(id, o).map(|()| true);
         }
         let layout = Layout::Columns {

@@ -92,18 +92,7 @@ impl Ctx<'_> {
         for cut in cuts {
             match cut {
                 Cut::Rows { seg, rows } if rows > 1 => {
-                    let bytes = r.cols * eb;
-                    let at = self
-                        .b
-                        .alloc(seg.tile, bytes, &label, Category::ExchangeBuffers)?;
-                    temps.push((seg.tile, at, bytes));
-                    let src = Region::new(
-                        to_u32(seg.offset, "offset")?,
-                        to_u32(seg.len * eb, "length")?,
-                    );
-                    let dst = Region::new(to_u32(at, "offset")?, to_u32(bytes, "length")?);
-                    self.b
-                        .note_vertex(seg.tile, &label, u64::from(src.len) + bytes)?;
+                    let (src, dst) = self.partial_of(&seg, r.cols * eb, eb, &label, &mut temps)?;
                     work.push((
                         seg.tile,
                         Vertex::ReduceCols {
@@ -116,7 +105,7 @@ impl Ctx<'_> {
                     ));
                     partials.push(Partial {
                         tile: seg.tile,
-                        offset: at,
+                        offset: u64::from(dst.offset),
                         c0: 0,
                         c1: r.cols,
                     });

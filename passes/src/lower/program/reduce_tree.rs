@@ -37,6 +37,31 @@ pub(crate) struct Reduction<'a> {
 }
 
 impl Ctx<'_> {
+    /// A partial result of `bytes` on segment `seg`'s tile, to be reduced from the segment
+    /// where it lies: allocates it (recorded in `temps` for the caller to free), notes the
+    /// vertex's operands, and returns the vertex's source and destination regions.
+    pub(crate) fn partial_of(
+        &mut self,
+        seg: &Segment,
+        bytes: u64,
+        eb: u64,
+        label: &str,
+        temps: &mut Vec<(TileRef, u64, u64)>,
+    ) -> Result<(Region, Region), LowerError> {
+        let at = self
+            .b
+            .alloc(seg.tile, bytes, label, Category::ExchangeBuffers)?;
+        temps.push((seg.tile, at, bytes));
+        let src = Region::new(
+            to_u32(seg.offset, "offset")?,
+            to_u32(seg.len * eb, "length")?,
+        );
+        let dst = Region::new(to_u32(at, "offset")?, to_u32(bytes, "length")?);
+        self.b
+            .note_vertex(seg.tile, label, u64::from(src.len) + bytes)?;
+        Ok((src, dst))
+    }
+
     /// Lowers `r` as a two-level reduction (see the module docs) and defines its value.
     pub(crate) fn reduce_tree(&mut self, r: &Reduction<'_>) -> Result<(), LowerError> {
         let label = self.label(r.id);
@@ -51,14 +76,7 @@ impl Ctx<'_> {
             r.src.layout.segments(row * r.cols, r.cols, eb, &mut segs);
             let mut mine = Vec::with_capacity(segs.len());
             for s in segs {
-                let at = self
-                    .b
-                    .alloc(s.tile, eb, &label, Category::ExchangeBuffers)?;
-                stage1.push((s.tile, at, eb));
-                let src = Region::new(to_u32(s.offset, "offset")?, to_u32(s.len * eb, "length")?);
-                let dst = Region::new(to_u32(at, "offset")?, to_u32(eb, "length")?);
-                self.b
-                    .note_vertex(s.tile, &label, u64::from(src.len) + eb)?;
+                let (src, dst) = self.partial_of(&s, eb, eb, &label, &mut stage1)?;
                 work.push((
                     s.tile,
                     Vertex::ReduceRows {
@@ -69,7 +87,7 @@ impl Ctx<'_> {
                         dst,
                     },
                 ));
-                mine.push((s.tile, at));
+                mine.push((s.tile, u64::from(dst.offset)));
             }
             partials.push(mine);
         }
