@@ -37,7 +37,7 @@ use tessera_ir::eval::EvalOptions;
 use tessera_ir::{Graph, Tensor, TensorData, TensorType};
 use tessera_passes::autodiff::{autodiff, AutodiffOptions};
 use tessera_passes::mixed_precision::{all_finite, LossScaler, LOSS_SCALE_INPUT};
-use tessera_passes::optim::{add_device_counters, build_optimizer_graph_with, AdamWConfig};
+use tessera_passes::optim::{build_optimizer_graph_with, AdamWConfig};
 
 /// What one training step reports.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -161,7 +161,9 @@ impl Trainer {
         }
         // The tiles' optimizer also computes the next step count and loss scale, so that
         // device loops can evolve them without the host.
-        let opt = add_device_counters(&self.opt_graph, self.cfg.scale_rule())?;
+        let p = &setup.pipeline.cost.pipeline;
+        let shards = tiles::optimizer_shards(p.replicated_tensor_sharding, p.replicas as usize);
+        let opt = tiles::tile_optimizer_graph(&self.grad_graph, &self.cfg, shards)?;
         let on_tiles = (!setup.host_optimizer).then_some(&opt);
         let t = tiles::TileStep::new(&self.grad_graph, on_tiles, setup)?;
         if t.micro_batches() != self.cfg.grad_accum {

@@ -142,7 +142,9 @@ fn tiles_refuse_stochastic_rounding() {
 }
 
 /// The seed run scaled down (lxmert-tiny): 4 pipeline stages × 2 replicas, gradient
-/// accumulation 8, recomputation per layer, from an IPU configuration file. The pipelined
+/// accumulation 8, recomputation per layer, replicated tensor sharding (the on-tile
+/// optimizer's update and state in one row slice per replica), from an IPU configuration
+/// file. The pipelined
 /// schedule on the tiles gives the reference engine's loss after every step: in f32 to 1e-5
 /// with every recomputation mode, and in fp16 with loss scaling within the fp16 bound above.
 #[test]
@@ -153,7 +155,8 @@ fn scaled_down_seed_run_follows_the_reference_engine() {
         &cfg,
         r#"{"ipus_per_replica": 4, "replication_factor": 2, "gradient_accumulation_steps": 8,
             "device_iterations": 1, "layers_per_ipu": [-1], "matmul_proportion": [0.25],
-            "recompute_checkpoint_every_layer": true, "enable_half_partials": false}"#,
+            "recompute_checkpoint_every_layer": true, "enable_half_partials": false,
+            "replicated_tensor_sharding": true}"#,
     )
     .unwrap();
     let cfg = cfg.to_str().unwrap();

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use tessera::compile::{lower_tiles_with, report_text, TileOptions};
 use tessera::model;
 use tessera::plan_info::{plan_info, tiles_text};
-use tessera::train::tiles::tile_optimizer_graph;
+use tessera::train::tiles::{optimizer_shards, tile_optimizer_graph};
 use tessera::train::TrainConfig;
 use tessera_lxmert::{BuildOptions, Shapes};
 use tessera_passes::mixed_precision::PrecisionConfig;
@@ -164,9 +164,13 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
         spec.graph(&lxmert_shapes, &BuildOptions::default())
     })?;
     let optimizer = optimizer_config(&a, &plan, precision.as_ref())?;
+    let shards = optimizer_shards(
+        opts.ipu_config.replicated_tensor_sharding,
+        opts.ipu_config.replication_factor,
+    );
     if !tiles.skip {
         let graph = match &optimizer {
-            Some(cfg) => Some(tile_optimizer_graph(&plan.graph, cfg)?),
+            Some(cfg) => Some(tile_optimizer_graph(&plan.graph, cfg, shards)?),
             None => None,
         };
         notes.extend(lower_tiles_with(&mut plan, &tiles, graph.as_ref())?);
@@ -177,6 +181,14 @@ pub fn compile_cmd(a: CompileArgs) -> Result<()> {
                  --stochastic-rounding=false for a plan that says what the tiles do)"
                     .to_string(),
             );
+        }
+        if optimizer.is_some() && shards > 1 {
+            notes.push(format!(
+                "replicated tensor sharding: each weight's update and optimizer state split \
+                 into {shards} row slices, one per replica; the plan runs every replica's \
+                 slice in turn (the emulated replicas share one set of chips), so its \
+                 optimizer cycles are {shards} replicas' worth"
+            ));
         }
         if let Some(cfg) = &optimizer {
             notes.push(format!(

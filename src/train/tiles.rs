@@ -28,7 +28,7 @@ use tessera_passes::lower::program::pipeline::{
 };
 use tessera_passes::lower::program::{HostTensor, LowerOptions, TilePlan};
 use tessera_passes::optim::{
-    add_device_counters, build_optimizer_graph_with, trainer_optim_params,
+    add_device_counters, build_optimizer_graph_sharded, trainer_optim_params,
 };
 use tessera_passes::{pipeline, PipelineConfig};
 use tessera_runtime::TraceMode;
@@ -39,12 +39,25 @@ use tessera_target::Target;
 /// weight-decay grouping, the storage types of `cfg`'s precision, the non-finite guard),
 /// with the device counters (`step_next`, and with dynamic loss scaling `loss_scale_next`
 /// and `clean_steps_next`) that let device loops run it without the host.
-pub fn tile_optimizer_graph(grad_graph: &Graph, cfg: &TrainConfig) -> Result<Graph> {
+/// With `shards` > 1 each weight's update is split into that many row slices
+/// (replicated tensor sharding: see [`optimizer_shards`]).
+pub fn tile_optimizer_graph(grad_graph: &Graph, cfg: &TrainConfig, shards: usize) -> Result<Graph> {
     cfg.validate()?;
     let params = trainer_optim_params(grad_graph)?;
     let prec = optim_precision(cfg.precision.as_ref());
-    let g = build_optimizer_graph_with(&params, &cfg.adamw(), &prec)?;
+    let g = build_optimizer_graph_sharded(&params, &cfg.adamw(), &prec, shards)?;
     Ok(add_device_counters(&g, cfg.scale_rule())?)
+}
+
+/// The slices the optimizer's update is split into: the replicas with replicated tensor
+/// sharding (each replica updates its slice of every weight, with its slice of the state;
+/// the emulated replicas take turns, so the plan runs every slice in sequence), else 1.
+pub fn optimizer_shards(replicated_tensor_sharding: bool, replicas: usize) -> usize {
+    if replicated_tensor_sharding && replicas > 1 {
+        replicas
+    } else {
+        1
+    }
 }
 
 /// How the training step is placed and lowered.

@@ -21,8 +21,9 @@ pub const MAGIC: &[u8; 7] = b"TSPLAN\0";
 /// anything it contains changes its serialised form.
 /// Version 2 added the tile program ([`crate::Plan::tiles`]) and the model source
 /// ([`crate::Plan::source`]). Version 4 added the column-reduction vertex
-/// (`Vertex::ReduceCols`).
-pub const FORMAT_VERSION: u32 = 4;
+/// (`Vertex::ReduceCols`). Version 5 added the live bytes by category to the out-of-memory
+/// record of a plan written with `--allow-oom`.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 7 + 4 + 8 + 8;

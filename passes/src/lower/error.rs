@@ -39,6 +39,9 @@ pub struct OutOfMemory {
     /// The vertices with the most operand bytes on the tile, largest first (empty when only
     /// tensors were planned).
     pub largest_vertices: Vec<TileTensor>,
+    /// Bytes live when the tile reached its peak, by what they hold (`weights`,
+    /// `optimizer state`, ...; categories with none left out; empty when not tracked).
+    pub at_peak: Vec<(String, u64)>,
 }
 
 impl fmt::Display for OutOfMemory {
@@ -61,6 +64,14 @@ impl fmt::Display for OutOfMemory {
                 thousands(self.code_bytes),
                 thousands(self.vertex_state_bytes)
             )?;
+        }
+        if !self.at_peak.is_empty() {
+            let parts: Vec<String> = self
+                .at_peak
+                .iter()
+                .map(|(what, bytes)| format!("{what} {}", thousands(*bytes)))
+                .collect();
+            write!(f, "\n  live at the peak: {}", parts.join(", "))?;
         }
         if !self.largest.is_empty() {
             write!(f, "\nlargest tensors on tile {}:", self.tile)?;
@@ -191,6 +202,7 @@ mod tests {
                 bytes: 4096,
             }],
             largest_vertices: vec![],
+            at_peak: vec![],
         }));
         assert_eq!(
             e.to_string(),
@@ -207,12 +219,17 @@ mod tests {
             vertex_state_bytes: 1_784,
             largest: vec![],
             largest_vertices: vec![],
+            at_peak: vec![
+                ("weights".into(), 600_000),
+                ("optimizer state".into(), 39_000),
+            ],
         };
         assert_eq!(
             e.to_string(),
             "Out of memory on tile 3 of chip 0: 650,000 bytes used but tiles only have \
              638,976 bytes\n  tensors and buffers at peak: 639,000 bytes\n  code and vertex \
-             state (always live): 11,000 bytes (9,216 of code, 1,784 of vertex state)"
+             state (always live): 11,000 bytes (9,216 of code, 1,784 of vertex state)\n  \
+             live at the peak: weights 600,000, optimizer state 39,000"
         );
     }
 }

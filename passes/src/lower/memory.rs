@@ -284,6 +284,7 @@ pub fn plan_memory(
                 vertex_state_bytes: 0,
                 largest: largest_on(&plan, graph, chip, tile, opts.report_largest),
                 largest_vertices: Vec::new(),
+                at_peak: Vec::new(),
             };
             if !opts.allow_oom {
                 return Err(LowerError::OutOfMemory(Box::new(oom)));

@@ -24,7 +24,7 @@
 use super::schedule::emit_linear_with_warmup;
 use super::{AdamWConfig, OptimError, OptimParam, OptimPrecision};
 use crate::emit::Emitter;
-use tessera_ir::{BinaryOp, DType, Graph, NodeId, TensorType, UnaryOp};
+use tessera_ir::{BinaryOp, DType, Graph, NodeId, Op, TensorType, UnaryOp};
 
 /// The scope of the optimizer's shared nodes.
 pub const SCOPE: &str = "optimizer";
@@ -44,6 +44,42 @@ pub fn build_optimizer_graph_with(
     cfg: &AdamWConfig,
     prec: &OptimPrecision,
 ) -> Result<Graph, OptimError> {
+    build_optimizer_graph_sharded(params, cfg, prec, 1)
+}
+
+/// The rows `start..end` of shard `k` of `rows` rows split `shards` ways (near-equal).
+pub fn shard_rows(rows: usize, shards: usize, k: usize) -> (usize, usize) {
+    let s = shards.max(1);
+    (k * rows / s, (k + 1) * rows / s)
+}
+
+/// The name of shard `k`'s copy of state or result `name` (`adam_m.<p>@<k>`), and back.
+pub fn shard_name(name: &str, k: usize) -> String {
+    format!("{name}{SHARD_SEP}{k}")
+}
+
+/// `(base name, shard)` of a name made by [`shard_name`]; `None` for an unsharded name.
+pub fn split_shard_name(name: &str) -> Option<(&str, usize)> {
+    let (base, k) = name.rsplit_once(SHARD_SEP)?;
+    Some((base, k.parse().ok()?))
+}
+
+/// What separates a sharded tensor's name from its shard number.
+pub const SHARD_SEP: char = '@';
+
+/// [`build_optimizer_graph_with`] with each weight's update split into `shards` slices of
+/// its rows (replicated tensor sharding: replica `k` updates slice `k`). A weight with at
+/// least `shards` rows reads its state as `adam_m.<p>@<k>` / `adam_v.<p>@<k>` (rows
+/// [`shard_rows`] of the full state) and gives `param.<p>@<k>`, `adam_m.<p>@<k>`,
+/// `adam_v.<p>@<k>`; the gradient norm and the guard still see every gradient whole. Every
+/// element goes through the same operations as unsharded, so the shards' results are the
+/// unsharded results' rows.
+pub fn build_optimizer_graph_sharded(
+    params: &[OptimParam],
+    cfg: &AdamWConfig,
+    prec: &OptimPrecision,
+    shards: usize,
+) -> Result<Graph, OptimError> {
     cfg.validate()?;
     let mut g = Graph::new(SCOPE);
     let f32_scalar = TensorType::scalar(DType::F32);
@@ -57,25 +93,54 @@ pub fn build_optimizer_graph_with(
                 ty: p.ty.clone(),
             });
         }
-        let ty = |d: Option<DType>| p.ty.with_dtype(d.unwrap_or(p.ty.dtype));
+        let rows = p.ty.shape.first().copied().unwrap_or(1);
+        let n = if p.ty.shape.is_empty() || rows < shards {
+            1
+        } else {
+            shards.max(1)
+        };
+        let weight = g.param(&p.name, p.ty.clone())?;
+        let grad_ty = p.ty.with_dtype(prec.grad.unwrap_or(p.ty.dtype));
+        let grad = g.input(&format!("grad_sum.{}", p.name), grad_ty)?;
+        let mut states = Vec::with_capacity(n);
+        for k in 0..n {
+            let (r0, r1) = shard_rows(rows, n, k);
+            let mut shape = p.ty.shape.to_vec();
+            if let Some(first) = shape.first_mut() {
+                *first = r1 - r0;
+            }
+            let ty = |d: Option<DType>| TensorType::new(d.unwrap_or(p.ty.dtype), shape.clone());
+            let name = |kind: &str| {
+                let base = format!("{kind}.{}", p.name);
+                if n == 1 {
+                    base
+                } else {
+                    shard_name(&base, k)
+                }
+            };
+            states.push(State {
+                rows: (r0, r1),
+                m: g.input(&name("adam_m"), ty(prec.first_moment))?,
+                v: g.input(&name("adam_v"), ty(prec.second_moment))?,
+            });
+        }
         slots.push(Slot {
-            weight: g.param(&p.name, p.ty.clone())?,
-            grad: g.input(&format!("grad_sum.{}", p.name), ty(prec.grad))?,
-            m: g.input(&format!("adam_m.{}", p.name), ty(prec.first_moment))?,
-            v: g.input(&format!("adam_v.{}", p.name), ty(prec.second_moment))?,
+            weight,
+            grad,
+            states,
         });
     }
 
     let mut e = Emitter::new(&mut g, SCOPE);
     let shared = Shared::emit(&mut e, step, loss_scale, cfg)?;
 
-    // Unscaled mean gradients and the global norm.
-    let mut grads = Vec::with_capacity(params.len());
+    // The global norm of the unscaled mean gradients. Each weight's update computes its
+    // unscaled gradient again (the same operations, so the same values): kept from here, the
+    // f32 copies of every gradient would all be live at once until their updates.
     let mut sq_sum: Option<NodeId> = None;
     for (p, s) in params.iter().zip(&slots) {
         e.set_scope(param_scope(&p.name));
-        let g32 = e.cast(s.grad, DType::F32)?;
-        let grad = e.mul(g32, shared.unscale)?;
+        let grad = unscaled(&mut e, s.grad, shared.unscale)?;
         let sq = e.mul(grad, grad)?;
         let sq = e.sum_all(sq)?;
         e.set_scope(SCOPE);
@@ -83,7 +148,6 @@ pub fn build_optimizer_graph_with(
             Some(acc) => e.add(acc, sq)?,
             None => sq,
         });
-        grads.push(grad);
     }
     e.set_scope(SCOPE);
     let grad_norm = match sq_sum {
@@ -111,24 +175,51 @@ pub fn build_optimizer_graph_with(
         None
     };
     let mut outputs = Vec::with_capacity(3 * params.len() + 3);
-    for ((p, s), grad) in params.iter().zip(&slots).zip(grads) {
+    for (p, s) in params.iter().zip(&slots) {
         e.set_scope(param_scope(&p.name));
-        let grad = match clip {
-            Some(c) => e.mul(grad, c)?,
-            None => grad,
-        };
-        let [weight, m, v] = update(&mut e, &shared, s, grad, p.weight_decay, cfg)?;
-        for (kind, new, old) in [
-            ("param", weight, s.weight),
-            ("adam_m", m, s.m),
-            ("adam_v", v, s.v),
-        ] {
-            let dtype = e.ty(old).dtype;
-            let mut out = e.cast(new, dtype)?;
-            if let Some(inf) = found_inf {
-                out = e.select(inf, old, out)?;
+        let whole = s.states.len() == 1;
+        for (k, st) in s.states.iter().enumerate() {
+            let (weight, grad) = if whole {
+                (s.weight, s.grad)
+            } else {
+                let slice = |e: &mut Emitter, x: NodeId| {
+                    e.op(
+                        Op::Slice {
+                            axis: 0,
+                            start: st.rows.0,
+                            end: st.rows.1,
+                        },
+                        &[x],
+                    )
+                };
+                (slice(&mut e, s.weight)?, slice(&mut e, s.grad)?)
+            };
+            let grad = unscaled(&mut e, grad, shared.unscale)?;
+            let grad = match clip {
+                Some(c) => e.mul(grad, c)?,
+                None => grad,
+            };
+            let [new_w, new_m, new_v] = update(
+                &mut e,
+                &shared,
+                [weight, st.m, st.v],
+                grad,
+                p.weight_decay,
+                cfg,
+            )?;
+            for (kind, new, old) in [
+                ("param", new_w, weight),
+                ("adam_m", new_m, st.m),
+                ("adam_v", new_v, st.v),
+            ] {
+                let dtype = e.ty(old).dtype;
+                let mut out = e.cast(new, dtype)?;
+                if let Some(inf) = found_inf {
+                    out = e.select(inf, old, out)?;
+                }
+                let base = format!("{kind}.{}", p.name);
+                outputs.push((if whole { base } else { shard_name(&base, k) }, out));
             }
-            outputs.push((format!("{kind}.{}", p.name), out));
         }
     }
     outputs.push(("lr".to_string(), shared.lr));
@@ -142,15 +233,27 @@ pub fn build_optimizer_graph_with(
     Ok(g)
 }
 
+/// `f32(grad) · unscale`: a weight's unscaled mean gradient.
+fn unscaled(e: &mut Emitter, grad: NodeId, unscale: NodeId) -> Result<NodeId, OptimError> {
+    let g32 = e.cast(grad, DType::F32)?;
+    Ok(e.mul(g32, unscale)?)
+}
+
 /// The gradient inputs of the slots.
 fn slots_grads(slots: &[Slot]) -> Vec<NodeId> {
     slots.iter().map(|s| s.grad).collect()
 }
 
-/// The graph nodes of one parameter's weight, gradient and state.
+/// The graph nodes of one parameter's weight, gradient and state (per shard).
 struct Slot {
     weight: NodeId,
     grad: NodeId,
+    states: Vec<State>,
+}
+
+/// One shard's rows and moments.
+struct State {
+    rows: (usize, usize),
     m: NodeId,
     v: NodeId,
 }
@@ -218,20 +321,20 @@ fn bias_correction(e: &mut Emitter, t: NodeId, beta: f64) -> Result<NodeId, Opti
 fn update(
     e: &mut Emitter,
     sh: &Shared,
-    s: &Slot,
+    [weight, m, v]: [NodeId; 3],
     grad: NodeId,
     weight_decay: bool,
     cfg: &AdamWConfig,
 ) -> Result<[NodeId; 3], OptimError> {
-    let mut w = e.cast(s.weight, DType::F32)?;
+    let mut w = e.cast(weight, DType::F32)?;
     if weight_decay {
         w = e.mul(w, sh.decay)?;
     }
-    let m = e.cast(s.m, DType::F32)?;
+    let m = e.cast(m, DType::F32)?;
     let m_old = e.scale(m, cfg.beta1)?;
     let m_new = e.scale(grad, 1.0 - cfg.beta1)?;
     let m = e.add(m_old, m_new)?;
-    let v = e.cast(s.v, DType::F32)?;
+    let v = e.cast(v, DType::F32)?;
     let v_old = e.scale(v, cfg.beta2)?;
     let g2 = e.mul(grad, grad)?;
     let v_new = e.scale(g2, 1.0 - cfg.beta2)?;

@@ -20,7 +20,10 @@ mod groups;
 mod precision;
 pub mod schedule;
 
-pub use adamw::{build_optimizer_graph, build_optimizer_graph_with};
+pub use adamw::{
+    build_optimizer_graph, build_optimizer_graph_sharded, build_optimizer_graph_with, shard_name,
+    shard_rows, split_shard_name, SHARD_SEP,
+};
 pub use counters::{add_device_counters, ScaleRule};
 pub use groups::{trainer_decays, trainer_optim_params};
 pub use precision::OptimPrecision;

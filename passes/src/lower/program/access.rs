@@ -173,8 +173,16 @@ impl Access {
                     .zip(&self.strides)
                     .map(|(&i, &s)| i * s)
                     .sum::<u64>();
-            let in_row = row - idx[last];
+            let in_row = row.saturating_sub(idx[last]);
             let take = if unit { in_row.min(end - at) } else { 1 };
+            // Past the last element (`end` beyond the access's shape): nothing left to read.
+            debug_assert!(
+                take > 0 && idx[0] < self.shape[0].max(1) as u64,
+                "{self:?} {start}..{end}"
+            );
+            if take == 0 || idx[0] >= self.shape[0].max(1) as u64 {
+                break;
+            }
             match out.last_mut() {
                 Some((f, l)) if *f + *l == off => *l += take,
                 _ => out.push((off, take)),

@@ -7,13 +7,13 @@
 //! allocators never refuse: a tile over capacity is detected at the end and reported as
 //! Poplar does (see [`super::report`]).
 //!
-//! Ops append [`Stage`]s in program order: a compute stage (vertices per tile) or an exchange
-//! stage (tile-to-tile copies). [`super::pack`] turns the stage list into supersteps.
+//! Ops append [`Stage`]s in program order: a compute stage (vertices per tile), an exchange
+//! stage (tile-to-tile copies) or a stream stage (copies to or from streaming memory). [`super::pack`] turns the stage list into supersteps.
 
 use super::layout::{Layout, Piece, Segment};
 use crate::lower::alloc::FirstFit;
 use crate::lower::error::LowerError;
-use tessera_runtime::program::{Exchange, Region, TileRef, TileRegion};
+use tessera_runtime::program::{Exchange, Region, StreamCopy, TileRef, TileRegion};
 use tessera_runtime::vertex::Vertex;
 
 /// Bytes every allocation is rounded up to (a 64-bit load).
@@ -35,6 +35,20 @@ pub(crate) enum Stage {
         label: String,
         /// The copies.
         copies: Vec<Exchange>,
+    },
+    /// Host-to-tile copies from streaming memory, before anything later in the list.
+    StreamIn {
+        /// What the copies bring.
+        label: String,
+        /// The copies.
+        copies: Vec<StreamCopy>,
+    },
+    /// Tile-to-host copies into streaming memory, after everything earlier in the list.
+    StreamOut {
+        /// What the copies take out.
+        label: String,
+        /// The copies.
+        copies: Vec<StreamCopy>,
     },
 }
 

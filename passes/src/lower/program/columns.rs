@@ -7,8 +7,9 @@
 //! in place; a scalar operand is fetched once per block and read cyclically; a per-row
 //! operand (`[rows, 1]`, the padding mask) is fetched once per block and expanded on the
 //! tile by a `Vertex::Expand`. A table operand of the result's type whose last read this is
-//! is overwritten in place. Any other operand, and a graph output (streamed to the host
-//! from a linear layout), falls back to the linear layout.
+//! is overwritten in place. Any other operand, a graph output (streamed to the host from a
+//! linear layout), and a new result whose blocks would outgrow the quarter tile the table's
+//! blocks were sized into (an f32 copy of an fp16 table), fall back to the linear layout.
 
 use super::builder::{to_u32, Category};
 use super::layout::{ColBlock, Layout};
@@ -106,6 +107,13 @@ impl Ctx<'_> {
                     && v.dtype == dtype
                     && self.dies_here(o, operands.iter().filter(|&&x| x == o).count())
             });
+        // A new result block wider than the table's own (a cast to f32 of an fp16 table, as
+        // the optimizer makes) would not fit the quarter tile the blocks were sized into:
+        // such a result is spread linearly over the chip instead.
+        let widest = layout_blocks.iter().map(|b| b.c1 - b.c0).max().unwrap_or(0);
+        if in_place.is_none() && rows * widest * out_eb > self.target.bytes_per_tile / 4 {
+            return Ok(false);
+        }
         let (mut copies, mut work, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
         let mut out = Vec::with_capacity(layout_blocks.len());
         for (bi, b) in layout_blocks.iter().enumerate() {

@@ -161,6 +161,27 @@ pub struct MemoryByCategory {
     pub optimizer_state: u64,
 }
 
+impl MemoryByCategory {
+    /// The categories with bytes, named as reports print them, in declaration order.
+    pub fn named(&self) -> Vec<(String, u64)> {
+        [
+            ("weights", self.weights),
+            ("inputs", self.inputs),
+            ("constants", self.constants),
+            ("activations", self.activations),
+            ("exchange buffers", self.exchange_buffers),
+            ("temporaries", self.temporaries),
+            ("gradients", self.gradients),
+            ("stash", self.stash),
+            ("optimizer state", self.optimizer_state),
+        ]
+        .into_iter()
+        .filter(|&(_, b)| b > 0)
+        .map(|(n, b)| (n.to_string(), b))
+        .collect()
+    }
+}
+
 /// The lowered plan: tile programs, host tensors, memory and cost per superstep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TilePlan {

@@ -297,7 +297,10 @@ impl Ctx<'_> {
         };
         let v = self.val(src)?.clone();
         let chip = self.chip(id)?;
-        if access.is_identity() && v.chip == chip && !self.is_landing(v.buf) {
+        // Only a whole operand is aliased: a leading part (a shard of a weight's rows) would
+        // carry the whole operand's layout, whose pieces ops take for their results.
+        let whole = node.ty.num_elements() == self.graph.node(src).ty.num_elements();
+        if access.is_identity() && whole && v.chip == chip && !self.is_landing(v.buf) {
             return self.alias(id, src);
         }
         let shape = node.ty.shape.to_vec();

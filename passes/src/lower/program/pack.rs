@@ -226,6 +226,7 @@ pub(crate) fn assemble(
                 vertex_state_bytes: c.vertex_state,
                 largest: book.map(|b| named(&b.largest)).unwrap_or_default(),
                 largest_vertices: book.map(|b| named(&b.largest_vertices)).unwrap_or_default(),
+                at_peak: m.at_peak.named(),
             };
             if !cx.opts.allow_oom {
                 return Err(LowerError::OutOfMemory(Box::new(oom)));
@@ -285,7 +286,12 @@ pub(crate) fn pack_stages(stages: Vec<Stage>, timeline: &[Vec<u64>], chips: u32)
     let mut index: HashMap<TileRef, usize> = HashMap::new();
     let mut live_bytes: Vec<Vec<u64>> = vec![vec![0; chips as usize]];
     for (si, stage) in stages.into_iter().enumerate() {
-        let closed = steps.last().is_some_and(|s| !s.exchange.is_empty());
+        let closed = steps.last().is_some_and(|s| {
+            !s.exchange.is_empty()
+                || !s.tile_to_host.is_empty()
+                // Streams in come first in a superstep: a later one opens a new superstep.
+                || (matches!(stage, Stage::StreamIn { .. }) && !s.compute.is_empty())
+        });
         if closed {
             steps.push(Superstep::default());
             live_bytes.push(vec![0; chips as usize]);
@@ -304,6 +310,14 @@ pub(crate) fn pack_stages(stages: Vec<Stage>, timeline: &[Vec<u64>], chips: u32)
             }
             Stage::Exchange { label, copies } => {
                 cur.exchange = copies;
+                label
+            }
+            Stage::StreamIn { label, copies } => {
+                cur.host_to_tile.extend(copies);
+                label
+            }
+            Stage::StreamOut { label, copies } => {
+                cur.tile_to_host.extend(copies);
                 label
             }
         };
@@ -384,5 +398,68 @@ fn summarise(labels: &[String]) -> String {
         [] => "(stream)".to_string(),
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_runtime::program::{Region, StreamCopy, TileRegion};
+
+    fn tile(t: u32) -> TileRef {
+        TileRef::new(0, t)
+    }
+
+    fn compute(t: u32) -> Stage {
+        Stage::Compute {
+            label: format!("c{t}"),
+            work: vec![(
+                tile(t),
+                Vertex::Fill {
+                    elem: tessera_runtime::vertex::Elem::F32,
+                    dst: Region::new(0, 4),
+                    value: 1.0,
+                },
+            )],
+        }
+    }
+
+    fn stream(t: u32, out: bool) -> Stage {
+        let copies = vec![StreamCopy::contiguous(
+            0,
+            0,
+            TileRegion {
+                tile: tile(t),
+                region: Region::new(0, 4),
+            },
+        )];
+        let label = format!("s{t}");
+        if out {
+            Stage::StreamOut { label, copies }
+        } else {
+            Stage::StreamIn { label, copies }
+        }
+    }
+
+    /// Streams in come before a superstep's compute, streams out after its exchange: a stream
+    /// in after compute opens a superstep, anything after a stream out does too.
+    #[test]
+    fn stream_stages_keep_program_order() {
+        let stages = vec![
+            stream(0, false),
+            compute(0),
+            stream(1, false),
+            stream(2, false),
+            compute(1),
+            stream(1, true),
+            compute(2),
+        ];
+        let p = pack_stages(stages, &[], 1);
+        let shape: Vec<(usize, usize, usize)> = p
+            .steps
+            .iter()
+            .map(|s| (s.host_to_tile.len(), s.compute.len(), s.tile_to_host.len()))
+            .collect();
+        assert_eq!(shape, vec![(1, 1, 0), (2, 1, 1), (0, 1, 0)]);
     }
 }

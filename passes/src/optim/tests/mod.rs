@@ -2,6 +2,7 @@
 //! the schedule against its formula at chosen steps, clipping, validation and grouping.
 
 mod interface;
+mod shards;
 mod step;
 
 use super::*;

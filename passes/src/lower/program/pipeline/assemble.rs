@@ -150,7 +150,7 @@ pub(super) fn build(
         );
         opt_range = Some(start..out.steps.len());
         state = parts.state;
-        opt_outputs = parts.outputs.into_iter().map(|(n, _, _)| n).collect();
+        opt_outputs = parts.output_names;
     }
 
     let Steps {
@@ -210,10 +210,10 @@ impl Steps {
     ) {
         let mut packed = pack_stages(stages, timeline, self.chips);
         if let Some(first) = packed.steps.first_mut() {
-            first.host_to_tile = stream_in;
+            first.host_to_tile.splice(0..0, stream_in);
         }
         if let Some(last) = packed.steps.last_mut() {
-            last.tile_to_host = stream_out;
+            last.tile_to_host.extend(stream_out);
         }
         for ((s, mut l), lb) in packed
             .steps

@@ -105,7 +105,7 @@ pub(super) fn finish_segment(
         if an.seg.get(&storage_root(cx.graph, *node)) != Some(&seg) {
             continue;
         }
-        stream_out(cx, name, *node, *buffer, &mut part.stream_out)?;
+        stream_out(cx, name, *node, (*buffer, 0), &mut part.stream_out)?;
         produced.push(*node);
     }
     for id in produced {
@@ -124,12 +124,12 @@ pub(super) fn region(offset: u64, len: u64) -> Result<Region, LowerError> {
 }
 
 /// Appends the copies streaming output `name` (node `node`, linearly laid out) into host
-/// buffer `buffer`.
+/// buffer `buffer` from byte `offset` on.
 pub(super) fn stream_out(
     cx: &Ctx<'_>,
     name: &str,
     node: NodeId,
-    buffer: u32,
+    (buffer, offset): (u32, u64),
     out: &mut Vec<StreamCopy>,
 ) -> Result<(), LowerError> {
     let v = cx.val(node)?;
@@ -139,7 +139,7 @@ pub(super) fn stream_out(
     for p in pieces {
         out.push(StreamCopy::contiguous(
             buffer,
-            p.start * v.eb(),
+            offset + p.start * v.eb(),
             TileRegion {
                 tile: p.tile,
                 region: region(p.offset, (p.end - p.start) * v.eb())?,

@@ -9,8 +9,9 @@ use crate::lower::error::LowerError;
 use crate::lower::program::builder::{emit_range, Category};
 use crate::lower::program::lowering::{check, Ctx};
 use crate::lower::program::{HostTensor, LowerOptions, TilePlan};
+use crate::optim::split_shard_name;
 use std::collections::HashMap;
-use tessera_ir::{DType, Graph, NodeId};
+use tessera_ir::{DType, Graph, NodeId, TensorType};
 use tessera_runtime::program::HostBuffer;
 use tessera_target::Target;
 
@@ -133,36 +134,30 @@ pub fn lower_pipelined_with(
     }
     let grad_end = cx.step_buffers.len() as u32;
     let mut opt = OptimizerParts::default();
-    for &i in &binding.state_inputs {
-        let ty = graph.node(i).ty.clone();
-        let name = match &graph.node(i).op {
-            tessera_ir::Op::Input { name, .. } => name.clone(),
-            _ => cx.name(i),
-        };
-        let buffer = cx.step_buffers.len() as u32;
-        cx.step_buffers.push(HostBuffer {
-            name: name.clone(),
-            bytes: ty.size_bytes() as u64,
-        });
-        opt.state.push(HostTensor { name, ty, buffer });
-        opt.state_nodes.push(i);
+    let state: Vec<(String, NodeId)> = binding
+        .state_inputs
+        .iter()
+        .map(|&i| match &graph.node(i).op {
+            tessera_ir::Op::Input { name, .. } => (name.clone(), i),
+            _ => (cx.name(i), i),
+        })
+        .collect();
+    for (base, slices) in host_slices(graph, &state, &mut cx.step_buffers) {
+        opt.state.push(base);
+        opt.inputs.extend(slices);
     }
-    for name in &binding.outputs {
-        let Some(o) = graph.outputs().iter().find(|o| &o.name == name).cloned() else {
-            continue;
-        };
-        let ty = graph.node(o.node).ty.clone();
-        let buffer = cx.step_buffers.len() as u32;
-        cx.step_buffers.push(HostBuffer {
-            name: name.clone(),
-            bytes: ty.size_bytes() as u64,
-        });
-        out_tensors.push(HostTensor {
-            name: name.clone(),
-            ty,
-            buffer,
-        });
-        opt.outputs.push((name.clone(), o.node, buffer));
+    let outputs: Vec<(String, NodeId)> = binding
+        .outputs
+        .iter()
+        .filter_map(|name| {
+            let o = graph.outputs().iter().find(|o| &o.name == name)?;
+            Some((name.clone(), o.node))
+        })
+        .collect();
+    for (base, slices) in host_slices(graph, &outputs, &mut cx.step_buffers) {
+        opt.output_names.push(base.name.clone());
+        out_tensors.push(base);
+        opt.outputs.extend(slices);
     }
     let boundaries = boundary_buffers(&mut cx, &an)?;
     let mut aliases: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
@@ -279,4 +274,71 @@ pub fn lower_pipelined_with(
         groups,
     };
     build(cx, an, parts, io, optimizer_part.map(|p| (p, opt)))
+}
+
+/// One host buffer per whole tensor of `values` (`(name, node)`; the shards
+/// `<name>@<k>` of a sharded one share their whole tensor's, each at its rows' bytes), in
+/// order of first appearance, with the slices that stream from or to it.
+fn host_slices(
+    graph: &Graph,
+    values: &[(String, NodeId)],
+    buffers: &mut Vec<HostBuffer>,
+) -> Vec<(HostTensor, Vec<HostSlice>)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut parts: HashMap<String, Vec<(usize, String, NodeId)>> = HashMap::new();
+    for (name, node) in values {
+        let (base, k) = split_shard_name(name).unwrap_or((name.as_str(), 0));
+        if !parts.contains_key(base) {
+            order.push(base.to_string());
+        }
+        parts
+            .entry(base.to_string())
+            .or_default()
+            .push((k, name.clone(), *node));
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for base in order {
+        let mut shards = parts.remove(&base).unwrap_or_default();
+        shards.sort_by_key(|(k, _, _)| *k);
+        let buffer = buffers.len() as u32;
+        let mut slices = Vec::with_capacity(shards.len());
+        let mut ty: Option<TensorType> = None;
+        let mut offset = 0u64;
+        for (_, name, node) in shards {
+            let t = graph.node(node).ty.clone();
+            ty = Some(match ty {
+                None => t.clone(),
+                Some(whole) => {
+                    let mut shape = whole.shape.to_vec();
+                    if let (Some(a), Some(b)) = (shape.first_mut(), t.shape.first()) {
+                        *a += b;
+                    }
+                    TensorType::new(whole.dtype, shape)
+                }
+            });
+            let bytes = t.size_bytes() as u64;
+            slices.push(HostSlice {
+                name,
+                node,
+                ty: t,
+                buffer,
+                offset,
+            });
+            offset += bytes;
+        }
+        let ty = ty.unwrap_or_else(|| TensorType::scalar(tessera_ir::DType::F32));
+        buffers.push(HostBuffer {
+            name: base.clone(),
+            bytes: offset,
+        });
+        out.push((
+            HostTensor {
+                name: base,
+                ty,
+                buffer,
+            },
+            slices,
+        ));
+    }
+    out
 }

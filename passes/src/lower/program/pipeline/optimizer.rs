@@ -9,10 +9,14 @@
 //! when it ends (optimum-graphcore's `optimizer_state_offchip`); each `param.<p>` result is
 //! copied over the weight `<p>` at the end. Every optimizer node goes on the chip of its
 //! largest operand, so a weight's update runs where the weight is and only scalars (the
-//! learning rate, the global gradient norm) cross chips.
+//! learning rate, the global gradient norm) cross chips. A sharded optimizer
+//! (`crate::optim::build_optimizer_graph_sharded`) names its state and results
+//! `<kind>.<p>@<k>`: shard `k` of weight `p`, whose new rows are written over the weight's
+//! from the shard's first element.
 
 use crate::autodiff::GRAD_PREFIX;
 use crate::lower::error::LowerError;
+use crate::optim::split_shard_name;
 use std::collections::{HashMap, HashSet};
 use tessera_ir::{Graph, NodeId, Op};
 
@@ -26,8 +30,9 @@ pub(crate) struct OptimizerBinding {
     pub grad_inputs: HashMap<NodeId, String>,
     /// Streamed optimizer-state inputs (`adam_m.<p>`, `adam_v.<p>`).
     pub state_inputs: Vec<NodeId>,
-    /// `param.<p>` output name → the weight `<p>` it replaces.
-    pub writes: Vec<(String, NodeId)>,
+    /// `param.<p>` (or shard `param.<p>@<k>`) output name → the weight `<p>` it replaces,
+    /// from element `offset` on (a shard's first element; 0 when unsharded).
+    pub writes: Vec<(String, NodeId, u64)>,
     /// Names of the optimizer's outputs (streamed out after its segment).
     pub outputs: Vec<String>,
 }
@@ -104,6 +109,7 @@ pub(crate) fn merge_optimizer(
                     } else if let Some((_, p)) = name.split_once('.') {
                         b.state_inputs.push(i);
                         b.nodes.insert(i);
+                        let p = split_shard_name(p).map_or(p, |(base, _)| base);
                         params.get(p).map_or(0, |&w| stage(&g, w))
                     } else {
                         0
@@ -138,6 +144,25 @@ pub(crate) fn merge_optimizer(
         };
         map.insert(id, new);
     }
+    // Shards of a weight's update write consecutive row ranges, in shard order.
+    let mut next: HashMap<(String, usize), u64> = HashMap::new();
+    let mut sizes: HashMap<String, Vec<(usize, u64)>> = HashMap::new();
+    for o in opt.outputs() {
+        if let Some(p) = o.name.strip_prefix(PARAM_PREFIX) {
+            if let Some((base, k)) = split_shard_name(p) {
+                let n = opt.node(o.node).ty.num_elements() as u64;
+                sizes.entry(base.to_string()).or_default().push((k, n));
+            }
+        }
+    }
+    for (base, mut shards) in sizes {
+        shards.sort_unstable();
+        let mut at = 0;
+        for (k, n) in shards {
+            next.insert((base.clone(), k), at);
+            at += n;
+        }
+    }
     for o in opt.outputs() {
         let node = *map
             .get(&o.node)
@@ -145,10 +170,15 @@ pub(crate) fn merge_optimizer(
         g.set_output(&o.name, node)
             .map_err(|e| err(&o.name, e.to_string()))?;
         if let Some(p) = o.name.strip_prefix(PARAM_PREFIX) {
+            let (base, offset) = match split_shard_name(p) {
+                Some((base, k)) => (base, next.get(&(base.to_string(), k)).copied()),
+                None => (p, Some(0)),
+            };
             let w = *params
-                .get(p)
+                .get(base)
                 .ok_or_else(|| err(&o.name, "no such weight".into()))?;
-            b.writes.push((o.name.clone(), w));
+            let offset = offset.ok_or_else(|| err(&o.name, "shard not found".into()))?;
+            b.writes.push((o.name.clone(), w, offset));
         }
         b.outputs.push(o.name.clone());
     }

@@ -48,12 +48,27 @@ pub(super) struct StepIo {
     pub(super) groups: HostGroups,
 }
 
-/// The optimizer's host tensors: streamed state in, results out.
+/// The optimizer's host tensors (streamed state in, results out) and the graph values that
+/// stream from and to them.
 #[derive(Default)]
 pub(super) struct OptimizerParts {
+    /// The state's host tensors, whole (a sharded state's shards are row ranges of one).
     pub(super) state: Vec<HostTensor>,
-    pub(super) state_nodes: Vec<NodeId>,
-    pub(super) outputs: Vec<(String, NodeId, u32)>,
+    /// Every state input: its node, name and type, from which host buffer and byte offset.
+    pub(super) inputs: Vec<HostSlice>,
+    /// Every optimizer output: its name and node, into which host buffer and byte offset.
+    pub(super) outputs: Vec<HostSlice>,
+    /// The results' host tensors' names, whole, in order.
+    pub(super) output_names: Vec<String>,
+}
+
+/// A graph value streamed from or to bytes `offset..` of a host buffer.
+pub(super) struct HostSlice {
+    pub(super) name: String,
+    pub(super) node: NodeId,
+    pub(super) ty: TensorType,
+    pub(super) buffer: u32,
+    pub(super) offset: u64,
 }
 
 /// Where `step`'s host buffers split: per micro-batch `[0, micro)`, gradients

@@ -6,7 +6,7 @@ mod device_loop;
 
 use super::*;
 use crate::lower::program::session::TileSession;
-use crate::lower::program::LowerOptions;
+use crate::lower::program::{LowerOptions, TilePlan};
 use crate::recompute::{RecomputeConfig, RecomputeMode};
 use crate::testing::{tiny_training, Training};
 use crate::{pipeline as place, LayerRule, PipelineConfig, Placement};
@@ -53,8 +53,19 @@ fn placed(t: &Training, stages: u32, mode: RecomputeMode) -> Graph {
 /// The optimizer graph of `graph`'s trainable parameters: AdamW (betas 0.9/0.999, eps 1e-8,
 /// weight decay 0.01, clipping at 1.0) with the non-finite guard, over 10 steps.
 fn guarded_adamw(graph: &Graph, lr: f64, warmup_steps: u64, grad_accum: usize) -> Graph {
+    guarded_adamw_sharded(graph, lr, warmup_steps, grad_accum, 1)
+}
+
+/// [`guarded_adamw`] with each weight's update split into `shards` row slices.
+fn guarded_adamw_sharded(
+    graph: &Graph,
+    lr: f64,
+    warmup_steps: u64,
+    grad_accum: usize,
+    shards: usize,
+) -> Graph {
     use crate::optim::{
-        build_optimizer_graph_with, trainer_optim_params, AdamWConfig, OptimPrecision,
+        build_optimizer_graph_sharded, trainer_optim_params, AdamWConfig, OptimPrecision,
     };
     let params = trainer_optim_params(graph).unwrap();
     let cfg = AdamWConfig {
@@ -72,7 +83,7 @@ fn guarded_adamw(graph: &Graph, lr: f64, warmup_steps: u64, grad_accum: usize) -
         skip_non_finite: true,
         ..OptimPrecision::default()
     };
-    build_optimizer_graph_with(&params, &cfg, &prec).unwrap()
+    build_optimizer_graph_sharded(&params, &cfg, &prec, shards).unwrap()
 }
 
 fn worst(want: &HashMap<String, Vec<f64>>, got: &HashMap<String, Tensor>, floor: f64) -> f64 {
@@ -241,11 +252,30 @@ fn the_optimizer_graph_lowers_and_matches_the_evaluator() {
 /// and the next step's losses use the updated weights left on the tiles.
 #[test]
 fn the_optimizer_runs_on_the_tiles_after_the_flush() {
+    optimizer_on_the_tiles(1);
+    // Sharded (replicated tensor sharding's slices, run in turn): the same results.
+    optimizer_on_the_tiles(3);
+}
+
+/// Runs a step with the optimizer split into `shards` on the tiles against the unsharded
+/// optimizer on the host; returns the plan.
+fn optimizer_on_the_tiles(shards: usize) {
     let t = tiny_training(8);
     let g = placed(&t, 2, RecomputeMode::Layer);
     let params = crate::optim::trainer_optim_params(&t.graph).unwrap();
     let opt = guarded_adamw(&t.graph, 1e-2, 0, 6);
-    let plan = lower_pipelined_with(&g, Some(&opt), &target(), &LowerOptions::default()).unwrap();
+    let on_tiles = guarded_adamw_sharded(&t.graph, 1e-2, 0, 6, shards);
+    let plan =
+        lower_pipelined_with(&g, Some(&on_tiles), &target(), &LowerOptions::default()).unwrap();
+    // Each weight's state streams in just before its update: one stream superstep per
+    // weight (and shard), not one for all.
+    let steps = &plan.step.supersteps[p_opt(&plan)];
+    let streams_in = steps.iter().filter(|s| !s.host_to_tile.is_empty()).count();
+    assert!(
+        streams_in >= params.len() * shards.min(2),
+        "{streams_in} stream-in supersteps for {} weights",
+        params.len()
+    );
     let p = plan.pipeline.as_ref().unwrap();
     assert!(p.optimizer.is_some());
     // fp32 without loss scaling: `loss_scale` only divides the optimizer's gradients.
@@ -253,20 +283,29 @@ fn the_optimizer_runs_on_the_tiles_after_the_flush() {
         p.optimizer_only,
         vec!["step".to_string(), "loss_scale".to_string()]
     );
-    let state_bytes: u64 = plan
-        .memory
-        .iter()
-        .map(|m| m.at_peak.optimizer_state)
-        .max()
-        .unwrap();
-    assert!(state_bytes > 0);
     let feeds: Vec<_> = (0..6).map(|m| micro_batch(&t, m)).collect();
     let mut opt_feeds: HashMap<String, Tensor> = HashMap::new();
     opt_feeds.insert("step".into(), Tensor::scalar_f32(0.0));
     opt_feeds.insert("loss_scale".into(), Tensor::scalar_f32(1.0));
+    // Moments of a previous step (not zeros: a shard reading another's rows would show).
     for q in &params {
-        for kind in ["adam_m", "adam_v"] {
-            opt_feeds.insert(format!("{kind}.{}", q.name), Tensor::zeros(&q.ty));
+        for (j, kind) in ["adam_m", "adam_v"].into_iter().enumerate() {
+            let n = q.ty.num_elements();
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    let x = (i as f32 * 0.37 + j as f32).sin();
+                    if j == 0 {
+                        1e-3 * x
+                    } else {
+                        1e-6 * x * x
+                    }
+                })
+                .collect();
+            let shape = q.ty.shape.to_vec();
+            opt_feeds.insert(
+                format!("{kind}.{}", q.name),
+                Tensor::from_f32(shape, v).unwrap(),
+            );
         }
     }
     let mut s = PipelineSession::new(&plan).unwrap();
@@ -319,4 +358,12 @@ fn the_optimizer_runs_on_the_tiles_after_the_flush() {
         let got = again.micro_batches[m]["loss"].to_f64_vec()[0];
         assert!((got - want).abs() <= 1e-5 * want.abs(), "{got} vs {want}");
     }
+}
+
+/// The optimizer program's superstep range.
+fn p_opt(plan: &TilePlan) -> std::ops::Range<usize> {
+    plan.pipeline
+        .as_ref()
+        .and_then(|p| p.optimizer.clone())
+        .unwrap_or(0..0)
 }
