@@ -99,3 +99,19 @@ pub(crate) fn assert_bits_equal(a: &BTreeMap<String, Tensor>, b: &BTreeMap<Strin
         assert!(xb == yb, "output {name} differs in its bits");
     }
 }
+
+/// AdamW hyper-parameters for optimizer tests: transformers' defaults (lr 1e-3, betas
+/// 0.9/0.999, eps 1e-8, weight decay 0.01), no warmup, no accumulation, no clipping, one step.
+pub(crate) fn adamw_config() -> crate::optim::AdamWConfig {
+    crate::optim::AdamWConfig {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+        warmup_steps: 0,
+        total_steps: 1,
+        grad_accum: 1,
+        max_grad_norm: None,
+    }
+}

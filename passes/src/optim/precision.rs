@@ -57,17 +57,7 @@ mod tests {
     use tessera_ir::{verify, Tensor, TensorType};
 
     fn cfg() -> AdamWConfig {
-        AdamWConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-            warmup_steps: 0,
-            total_steps: 1,
-            grad_accum: 1,
-            max_grad_norm: None,
-        }
+        crate::testing::adamw_config()
     }
 
     fn param(name: &str, dtype: DType, n: usize) -> OptimParam {

@@ -384,15 +384,9 @@ mod tests {
             weight_decay: true,
         });
         let cfg = AdamWConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-            warmup_steps: 0,
             total_steps: 10,
-            grad_accum: 1,
             max_grad_norm: Some(1.0),
+            ..crate::testing::adamw_config()
         };
         for shards in [1, 2] {
             let prec = OptimPrecision {
