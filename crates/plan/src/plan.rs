@@ -102,20 +102,32 @@ impl Plan {
         tessera_ir::io::write_atomic_with(path, |file| {
             use std::io::{Seek, SeekFrom, Write};
             file.write_all(&[0u8; HEADER_LEN])?;
-            let mut w = HashingWriter {
-                inner: std::io::BufWriter::with_capacity(1 << 20, &mut *file),
-                hash: Fnv1a64::default(),
-                len: 0,
-            };
-            postcard::to_io(self, &mut w)
-                .map_err(|e| std::io::Error::other(format!("encoding the plan: {e}")))?;
-            w.inner.flush()?;
-            let (len, sum) = (w.len, w.hash.finish());
-            drop(w);
+            let (len, sum) =
+                self.encode_hashed(std::io::BufWriter::with_capacity(1 << 20, &mut *file))?;
             file.seek(SeekFrom::Start(0))?;
             file.write_all(&header(len, sum))
         })?;
         Ok(())
+    }
+
+    /// Encodes the payload into `out`, flushed; gives its length and checksum. A failed write
+    /// is returned as itself (postcard alone would call any failure "the buffer is full").
+    fn encode_hashed<W: std::io::Write>(&self, out: W) -> std::io::Result<(u64, u64)> {
+        use std::io::Write;
+        let mut w = HashingWriter {
+            inner: out,
+            hash: Fnv1a64::default(),
+            len: 0,
+            failure: None,
+        };
+        if let Err(e) = postcard::to_io(self, &mut w) {
+            return Err(w
+                .failure
+                .take()
+                .unwrap_or_else(|| std::io::Error::other(format!("encoding the plan: {e}"))));
+        }
+        w.flush()?;
+        Ok((w.len, w.hash.finish()))
     }
 
     /// Reads the plan at `path`.
@@ -128,16 +140,25 @@ impl Plan {
     }
 }
 
-/// A writer that counts and hashes what passes through it.
+/// A writer that counts and hashes what passes through it, and keeps the first write error
+/// (postcard's encoder replaces it by one of its own).
 struct HashingWriter<W> {
     inner: W,
     hash: Fnv1a64,
     len: u64,
+    failure: Option<std::io::Error>,
 }
 
 impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = match self.inner.write(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let kept = std::io::Error::new(e.kind(), e.to_string());
+                self.failure.get_or_insert(e);
+                return Err(kept);
+            }
+        };
         let done = buf.get(..n).unwrap_or(buf);
         self.hash.update(done);
         self.len += done.len() as u64;
@@ -262,6 +283,35 @@ mod tests {
                 seed: 42
             }
         );
+    }
+
+    /// A writer that takes `room` bytes and then fails as a full disk does.
+    struct FullDisk {
+        room: usize,
+    }
+
+    impl std::io::Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_as_such() {
+        let plan = sample();
+        let e = plan.encode_hashed(FullDisk { room: 10 }).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+        let (len, _) = plan.encode_hashed(FullDisk { room: usize::MAX }).unwrap();
+        assert_eq!(len as usize, plan.to_bytes().unwrap().len() - HEADER_LEN);
     }
 
     #[test]
