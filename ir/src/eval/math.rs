@@ -6,74 +6,22 @@
 //! rounds correctly. `max`/`min` propagate NaN (as `torch.maximum` does). f16 ops use these
 //! f32 functions and round the result to f16.
 //!
-//! `erf` is implemented here (Rust's std has none): the everywhere-positive series
-//! `erf x = 2/sqrt(pi) e^{-x^2} sum_n 2^n x^{2n+1} / (2n+1)!!` for `|x| < 2`, and Laplace's
-//! continued fraction for `erfc` above; both reach ~1e-15 relative error in f64. GELU is
-//! computed as `x/2 * erfc(-x/sqrt 2)`, which equals `x/2 * (1 + erf(x/sqrt 2))` but keeps
-//! its relative accuracy in the far negative tail. The tile runtime can reuse these
-//! functions to match the oracle bit for bit.
+//! `erf` and `erfc` are the `libm` crate's (musl's rational approximations, under one ulp in
+//! f64; Rust's std has neither). GELU is computed as `x/2 * erfc(-x/sqrt 2)`, which equals
+//! `x/2 * (1 + erf(x/sqrt 2))` but keeps its relative accuracy in the far negative tail. The
+//! tile runtime reuses these functions to match the oracle bit for bit.
 
 use crate::op::{BinaryOp, UnaryOp};
-use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
+use std::f64::consts::FRAC_1_SQRT_2;
 
-/// Below this |x| erf uses its series, above it erfc uses the continued fraction.
-const SERIES_LIMIT: f64 = 2.0;
-/// Depth of the erfc continued fraction (converged to f64 precision for x >= 2).
-const CF_DEPTH: u32 = 60;
-
-/// `sum_n 2^n x^{2n+1} / (2n+1)!!`, all terms positive (no cancellation); for |x| < 2.
-fn erf_series_sum(x: f64) -> f64 {
-    let x2 = x * x;
-    let mut term = x;
-    let mut sum = 0.0;
-    for n in 0..200u32 {
-        sum += term;
-        term *= 2.0 * x2 / f64::from(2 * n + 3);
-        if term.abs() <= sum.abs() * 1e-17 {
-            break;
-        }
-    }
-    sum
-}
-
-/// `erfc(x)` for `x >= 2` by Laplace's continued fraction
-/// `e^{-x^2}/sqrt(pi) / (x + (1/2)/(x + (2/2)/(x + (3/2)/(x + ...))))`, evaluated backwards.
-fn erfc_continued_fraction(x: f64) -> f64 {
-    let mut t = x;
-    for n in (1..=CF_DEPTH).rev() {
-        t = x + f64::from(n) / 2.0 / t;
-    }
-    (-x * x).exp() / PI.sqrt() / t
-}
-
-/// The error function `erf(x) = 2/sqrt(pi) * integral_0^x e^{-t^2} dt`, ~1e-15 relative error.
+/// The error function `erf(x) = 2/sqrt(pi) * integral_0^x e^{-t^2} dt` (libm's).
 pub fn erf(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    let a = x.abs();
-    let r = if a < SERIES_LIMIT {
-        FRAC_2_SQRT_PI * (-a * a).exp() * erf_series_sum(a)
-    } else {
-        1.0 - erfc_continued_fraction(a)
-    };
-    if x.is_sign_negative() {
-        -r
-    } else {
-        r
-    }
+    libm::erf(x)
 }
 
 /// The complementary error function `1 - erf(x)`, accurate also where it is tiny (x >> 0).
 pub fn erfc(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    if x < SERIES_LIMIT {
-        1.0 - erf(x)
-    } else {
-        erfc_continued_fraction(x)
-    }
+    libm::erfc(x)
 }
 
 /// Exact (erf) GELU `x/2 * (1 + erf(x/sqrt 2))`, computed as `x/2 * erfc(-x/sqrt 2)`.
@@ -128,6 +76,7 @@ pub fn binary_f32(op: BinaryOp, a: f32, b: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f64::consts::PI;
 
     /// The alternating Maclaurin series `2/sqrt(pi) sum (-1)^n x^{2n+1} / (n! (2n+1))`: a
     /// different formula than the implementation's, accurate to ~1e-13 for |x| <= 3.
