@@ -37,11 +37,15 @@ fn not_float(elem: Elem) -> String {
 pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(), String> {
     out.clear();
     match elem {
-        Elem::F32 => out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        ),
+        Elem::F32 => match f32_view(bytes) {
+            // An aligned f32 region on a little-endian host is its own decoding.
+            Some(v) => out.extend_from_slice(v),
+            None => out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+        },
         Elem::F16 => match f16_view(bytes) {
             // `half`'s slice conversion (F16C instructions when the build enables them).
             Some(h) => {
@@ -64,6 +68,25 @@ pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(),
 fn f16_view(bytes: &[u8]) -> Option<&[f16]> {
     if cfg!(target_endian = "little") {
         bytemuck::try_cast_slice(bytes).ok()
+    } else {
+        None
+    }
+}
+
+/// `bytes` viewed as f32 values, on a little-endian host when they are 4-byte aligned and
+/// whole (else the callers convert element by element, with the same results).
+pub(crate) fn f32_view(bytes: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "little") {
+        bytemuck::try_cast_slice(bytes).ok()
+    } else {
+        None
+    }
+}
+
+/// As [`f32_view`], mutable.
+pub(crate) fn f32_view_mut(bytes: &mut [u8]) -> Option<&mut [f32]> {
+    if cfg!(target_endian = "little") {
+        bytemuck::try_cast_slice_mut(bytes).ok()
     } else {
         None
     }
@@ -92,10 +115,13 @@ pub(crate) fn decode_i64(bytes: &[u8], out: &mut Vec<i64>) {
 /// Fails for i64 and bool.
 pub(crate) fn encode(vals: &[f32], elem: Elem, bytes: &mut [u8]) -> Result<(), String> {
     match elem {
-        Elem::F32 => bytes
-            .chunks_exact_mut(4)
-            .zip(vals)
-            .for_each(|(c, v)| c.copy_from_slice(&v.to_le_bytes())),
+        Elem::F32 => match f32_view_mut(bytes) {
+            Some(out) if out.len() == vals.len() => out.copy_from_slice(vals),
+            _ => bytes
+                .chunks_exact_mut(4)
+                .zip(vals)
+                .for_each(|(c, v)| c.copy_from_slice(&v.to_le_bytes())),
+        },
         Elem::F16 => match f16_view_mut(bytes) {
             Some(h) if h.len() == vals.len() => h.convert_from_f32_slice(vals),
             _ => bytes

@@ -24,6 +24,7 @@ use crate::vertex::{Elem, Vertex};
 use io::{decode, encode, round_to};
 use std::cell::RefCell;
 use tessera_ir::eval::math::{binary_f32, unary_f32};
+use tessera_ir::BinaryOp;
 
 /// Why a kernel failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,23 +91,20 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
                     "binary: empty operand for a result of {n} elements"
                 )));
             }
-            s.c.clear();
-            s.c.extend(
-                s.a.iter()
-                    .cycle()
-                    .zip(s.b.iter().cycle())
-                    .take(n)
-                    .map(|(x, y)| binary_f32(*op, *x, *y)),
-            );
+            elementwise(*op, &s.a, &s.b, n, &mut s.c);
             write(mem, *dst, *elem, &s.c)
         }
         Vertex::AddPartials { elem, dst, srcs } => {
             read(mem, *dst, *elem, &mut s.c)?;
             for src in srcs {
                 read(mem, *src, *elem, &mut s.a)?;
-                s.c.iter_mut()
-                    .zip(&s.a)
-                    .for_each(|(acc, x)| *acc = round_to(*elem, *acc + *x));
+                if *elem == Elem::F32 {
+                    s.c.iter_mut().zip(&s.a).for_each(|(acc, x)| *acc += *x);
+                } else {
+                    s.c.iter_mut()
+                        .zip(&s.a)
+                        .for_each(|(acc, x)| *acc = round_to(*elem, *acc + *x));
+                }
             }
             write(mem, *dst, *elem, &s.c)
         }
@@ -210,6 +208,34 @@ fn run_with(mem: &mut [u8], v: &Vertex, s: &mut Scratch) -> Result<(), KernelErr
             src,
             dst,
         } => expand(mem, elem.size() as usize, *repeat as usize, *src, *dst),
+    }
+}
+
+/// `out[i] = op(a[i % a.len()], b[i % b.len()])` for `i < n` (both operands non-empty), with
+/// the operator chosen once rather than per element and the common shapes (equal lengths, a
+/// scalar operand) as straight loops.
+fn elementwise(op: BinaryOp, a: &[f32], b: &[f32], n: usize, out: &mut Vec<f32>) {
+    fn apply(f: impl Fn(f32, f32) -> f32, a: &[f32], b: &[f32], n: usize, out: &mut Vec<f32>) {
+        out.clear();
+        match (a.len(), b.len()) {
+            (la, lb) if la == n && lb == n => out.extend(a.iter().zip(b).map(|(x, y)| f(*x, *y))),
+            (la, 1) if la == n => out.extend(a.iter().map(|x| f(*x, b[0]))),
+            (1, lb) if lb == n => out.extend(b.iter().map(|y| f(a[0], *y))),
+            _ => out.extend(
+                a.iter()
+                    .cycle()
+                    .zip(b.iter().cycle())
+                    .take(n)
+                    .map(|(x, y)| f(*x, *y)),
+            ),
+        }
+    }
+    match op {
+        BinaryOp::Add => apply(|x, y| x + y, a, b, n, out),
+        BinaryOp::Sub => apply(|x, y| x - y, a, b, n, out),
+        BinaryOp::Mul => apply(|x, y| x * y, a, b, n, out),
+        BinaryOp::Div => apply(|x, y| x / y, a, b, n, out),
+        _ => apply(|x, y| binary_f32(op, x, y), a, b, n, out),
     }
 }
 

@@ -189,3 +189,43 @@ mod layout;
 mod products;
 mod train;
 mod train_hand;
+
+#[test]
+fn elementwise_fast_paths_follow_the_cyclic_definition() {
+    // Operand lengths: equal, scalar right, scalar left, and a shorter cycle (a row bias).
+    let vals = |len: usize, seed: f32| -> Vec<f32> {
+        (0..len)
+            .map(|i| (i as f32 * 0.37 + seed).sin() * 3.0)
+            .collect()
+    };
+    for op in BinaryOp::ALL {
+        for (la, lb, n) in [
+            (12, 12, 12),
+            (12, 1, 12),
+            (1, 12, 12),
+            (12, 4, 12),
+            (3, 12, 12),
+        ] {
+            let (a, b) = (vals(la, 0.5), vals(lb, 1.5));
+            let mut got = Vec::new();
+            elementwise(op, &a, &b, n, &mut got);
+            assert_eq!(got.len(), n);
+            for (i, g) in got.iter().enumerate() {
+                let (x, y) = (a[i % la], b[i % lb]);
+                let want = match op {
+                    BinaryOp::Add => x + y,
+                    BinaryOp::Sub => x - y,
+                    BinaryOp::Mul => x * y,
+                    BinaryOp::Div => x / y,
+                    BinaryOp::Max => x.max(y),
+                    BinaryOp::Min => x.min(y),
+                    BinaryOp::Pow => f64::from(x).powf(f64::from(y)) as f32,
+                };
+                assert!(
+                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                    "{op:?} {la}x{lb} at {i}: {g} vs {want}"
+                );
+            }
+        }
+    }
+}
