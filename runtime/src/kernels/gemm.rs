@@ -1,11 +1,15 @@
 //! The dense f32 product `C = A · B` (row-major) behind every matmul vertex, delegated to the
 //! [`gemm`](https://docs.rs/gemm) crate's single-threaded kernels.
 //!
-//! This module holds the project's only `unsafe` block: `gemm::gemm` takes raw pointers and
-//! strides, so [`gemm`] first checks that every slice has exactly the length its shape implies
-//! (with overflow-checked products) and only then makes the call.
+//! Small `A · Bᵀ` blocks (the common case: `Linear` weights and `Q·Kᵀ`) go to the AVX2/FMA
+//! kernel of [`super::gemm_nt`] instead, where the build enables those features.
 //!
-//! Determinism: the call uses `Parallelism::None` (tiles already run in parallel on rayon), so
+//! `gemm::gemm` takes raw pointers and strides, so [`gemm`] first checks that every slice has
+//! exactly the length its shape implies (with overflow-checked products) and only then makes
+//! the call (one of the runtime's two `unsafe` sites; the other is `gemm_nt`'s intrinsics).
+//!
+//! Determinism: either kernel's result depends only on the shape and operands. The call uses
+//! `Parallelism::None` (tiles already run in parallel on rayon), so
 //! each output element's f32 sum over `k` is computed in an order fixed by the shape and by
 //! the CPU features and cache sizes detected at start-up. On a given machine the result
 //! therefore depends only on the operands, never on threads, scheduling or buffer addresses;
@@ -13,6 +17,15 @@
 //! increasing-`k` loop) and between machines with different SIMD widths.
 
 use gemm::Parallelism;
+
+/// Largest `m` and `n` of an `A · Bᵀ` product given to the small-block kernel (`gemm_nt`):
+/// measured here, it beats the crate up to 64×384×64 and loses 8 % at 64×768×64.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+const NT_MAX: usize = 64;
 
 /// A shape whose operand slices do not have the lengths `m×k`, `k×n`, `m×n`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +81,16 @@ pub(crate) fn gemm(
     }
     if k == 0 {
         c.fill(0.0);
+        return Ok(());
+    }
+    // Small blocks of `A · Bᵀ` (both stored along k): the register-blocked kernel, which is
+    // faster than the crate's packing GEMM up to these sizes (see `gemm_nt`).
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    if !a_t && b_t && m <= NT_MAX && n <= NT_MAX && super::gemm_nt::gemm_nt(m, k, n, a, b, c) {
         return Ok(());
     }
     // (column stride, row stride) of op(a) (m×k) and op(b) (k×n) in their stored layouts.
@@ -151,6 +174,41 @@ mod tests {
             // NaN garbage in C must not leak into the result (it is not read).
             let mut c = vec![f32::NAN; m * n];
             gemm(m, k, n, (&a, false), (&b, false), &mut c).unwrap();
+            for (got, want) in c.iter().zip(reference(m, k, n, &a, &b)) {
+                assert!(
+                    (f64::from(*got) - want).abs() <= 1e-5 * (k as f64 + 1.0),
+                    "{m}x{k}x{n}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_b_matches_f64_on_ragged_shapes() {
+        // Every remainder of the small-block kernel's 3×4 blocks and 8-wide k steps, and sizes
+        // past its limit (the crate's path).
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut shapes = Vec::new();
+        for m in 1..=7 {
+            for n in 1..=9 {
+                for k in [1, 5, 8, 13, 36, 192] {
+                    shapes.push((m, k, n));
+                }
+            }
+        }
+        shapes.extend([
+            (20, 384, 13),
+            (64, 64, 64),
+            (65, 40, 9),
+            (9, 40, 65),
+            (70, 300, 90),
+        ]);
+        for (m, k, n) in shapes {
+            let (a, b) = (random(&mut rng, m * k), random(&mut rng, k * n));
+            // Bᵀ stored n×k.
+            let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+            let mut c = vec![f32::NAN; m * n];
+            gemm(m, k, n, (&a, false), (&bt, true), &mut c).unwrap();
             for (got, want) in c.iter().zip(reference(m, k, n, &a, &b)) {
                 assert!(
                     (f64::from(*got) - want).abs() <= 1e-5 * (k as f64 + 1.0),

@@ -6,13 +6,20 @@
 //! a kernel touch another tile or panic: it gets a [`KernelError`] instead. The only error a
 //! validated program can meet at run time is a gather or scatter-add index outside its table.
 //!
-//! Submodules: [`io`] (byte encoding, split borrows), [`gemm`] (the f32 GEMM wrapper),
+//! Submodules: [`io`] (byte encoding, split borrows), [`gemm`] (the f32 GEMM wrapper, with
+//! `gemm_nt` its small-block `A · Bᵀ` kernel),
 //! [`matmul`] (the matmul vertex), [`rows`] (softmax, layer norm), [`gather`] (gather and the
 //! i64 → float cast), [`select`] (compare, select, bool → float cast), [`reduce`] (row
 //! reduction, scatter-add).
 
 mod gather;
 mod gemm;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod gemm_nt;
 mod io;
 mod matmul;
 mod reduce;
