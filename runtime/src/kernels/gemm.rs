@@ -153,6 +153,16 @@ mod tests {
         c
     }
 
+    /// `c` equals `a · b` (stored m×k and k×n) to f32 summation error.
+    fn assert_matches_f64(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &[f32]) {
+        for (got, want) in c.iter().zip(reference(m, k, n, a, b)) {
+            assert!(
+                (f64::from(*got) - want).abs() <= 1e-5 * (k as f64 + 1.0),
+                "{m}x{k}x{n}: {got} vs {want}"
+            );
+        }
+    }
+
     fn random(rng: &mut impl Rng, len: usize) -> Vec<f32> {
         (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
     }
@@ -175,12 +185,7 @@ mod tests {
             // NaN garbage in C must not leak into the result (it is not read).
             let mut c = vec![f32::NAN; m * n];
             gemm(m, k, n, (&a, false), (&b, false), &mut c).unwrap();
-            for (got, want) in c.iter().zip(reference(m, k, n, &a, &b)) {
-                assert!(
-                    (f64::from(*got) - want).abs() <= 1e-5 * (k as f64 + 1.0),
-                    "{m}x{k}x{n}: {got} vs {want}"
-                );
-            }
+            assert_matches_f64(m, k, n, &a, &b, &c);
         }
     }
 
@@ -210,12 +215,7 @@ mod tests {
             let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
             let mut c = vec![f32::NAN; m * n];
             gemm(m, k, n, (&a, false), (&bt, true), &mut c).unwrap();
-            for (got, want) in c.iter().zip(reference(m, k, n, &a, &b)) {
-                assert!(
-                    (f64::from(*got) - want).abs() <= 1e-5 * (k as f64 + 1.0),
-                    "{m}x{k}x{n}: {got} vs {want}"
-                );
-            }
+            assert_matches_f64(m, k, n, &a, &b, &c);
         }
     }
 
