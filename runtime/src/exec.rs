@@ -5,8 +5,9 @@
 //! as the load planned it ([`crate::exchange`]): straight from sources to destinations in one
 //! parallel pass, or through a staging buffer when a copy reads bytes another one writes, or
 //! — when its copies replicate their sources and nothing happens in between — fused with the
-//! next superstep's compute (sources staged once, then each tile's task takes its deliveries and
-//! runs its vertices); in every case each copy sees the memory as the compute phase left it;
+//! next superstep's compute (each tile's task takes its deliveries and runs its vertices: first
+//! the tiles that hold no source, reading the sources in place, then the source tiles, reading a
+//! snapshot of the sources they need); in every case each copy sees the memory as the compute phase left it;
 //! then tile → host stream copies. Host → tile copies may be 2-D strided on the host side
 //! ([`crate::StreamCopy::pieces`]).
 //!

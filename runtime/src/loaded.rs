@@ -119,9 +119,10 @@ impl LoadedProgram {
 /// The exchange plan of superstep `s`, and whether it is fused with the next compute.
 ///
 /// It is fused where nothing happens in between (no tile → host copies after the exchange, no
-/// host → tile copies before the next compute) and the copies replicate their sources (they
-/// move at least twice the distinct source bytes, so staging the sources once costs less than
-/// delivering into a warm cache saves) or move little (then fusing saves a barrier).
+/// host → tile copies before the next compute) and the bytes staged for the source tiles'
+/// own tasks are at most half the bytes moved (staging them costs less than delivering into a
+/// warm cache saves; the other tiles' tasks read the sources in place) or the copies move
+/// little (then fusing saves a barrier).
 fn plan_exchange(p: &TileProgram, plans: &[StepPlan], s: usize) -> (ExchangePlan, bool) {
     let Some(step) = p.supersteps.get(s) else {
         return (ExchangePlan::Empty, false);
@@ -131,7 +132,7 @@ fn plan_exchange(p: &TileProgram, plans: &[StepPlan], s: usize) -> (ExchangePlan
         if !step.exchange.is_empty() && step.tile_to_host.is_empty() && next.host_to_tile.is_empty()
         {
             let fused = FusedPlan::build(&copies(step, flat), &next_plan.compute)
-                .filter(|f| 2 * f.distinct_bytes() as u64 <= f.bytes || f.bytes <= JOB_UNITS)
+                .filter(|f| 2 * f.staging_bytes as u64 <= f.bytes || f.bytes <= JOB_UNITS)
                 .map(|f| f.with_compute_work(next_plan.work));
             if let Some(f) = fused {
                 return (ExchangePlan::Fused(f), true);

@@ -46,8 +46,8 @@ pub struct TileTime {
     pub compute_ns: u32,
     /// Receiving this superstep's exchange into the tile: the copies into its destination
     /// ranges (direct exchange), its gather and scatter through the staging buffer (staged
-    /// exchange), or its deliveries from the staged sources (exchange fused with the next
-    /// superstep's compute; staging the sources once is not per tile and is not included).
+    /// exchange), or its deliveries (exchange fused with the next superstep's compute; staging
+    /// the sources the source tiles receive is not per tile and is not included).
     /// 0 when the tile receives nothing (at least 1 when it receives bytes).
     pub exchange_ns: u32,
 }
@@ -74,7 +74,7 @@ pub struct SuperstepTrace {
     /// This superstep's exchange ran fused with the next superstep's compute, as one parallel
     /// phase (each tile's task takes its deliveries, then runs its next vertices): that
     /// phase's wall time is measured once and split into this `exchange` and the next
-    /// superstep's `compute`. The staging of the distinct sources (measured on its own) counts
+    /// superstep's `compute`. The staging of the source tiles' sources (measured on its own) counts
     /// as exchange; the rest is split in proportion to the load-time estimate of the two
     /// parts' work — bytes delivered against the vertices' flops, written bytes and
     /// per-vertex cost ([`crate::loaded`]'s work units, calibrated on the emulator's measured

@@ -177,6 +177,8 @@ pub(super) fn start(p: &TileProgram, seed: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) 
 #[test]
 fn every_exchange_plan_matches_the_phase_by_phase_model() {
     let mut kinds = [0usize; 3];
+    // Fused plans with tasks in the direct wave, in the staged wave, and in both.
+    let mut waves = [0usize; 3];
     for seed in 0..300 {
         let p = program(seed);
         let (mem0, host0) = start(&p, seed);
@@ -187,7 +189,13 @@ fn every_exchange_plan_matches_the_phase_by_phase_model() {
             match plan.exchange {
                 ExchangePlan::Direct(_) => kinds[0] += 1,
                 ExchangePlan::Staged(_) => kinds[1] += 1,
-                ExchangePlan::Fused(_) => kinds[2] += 1,
+                ExchangePlan::Fused(ref f) => {
+                    kinds[2] += 1;
+                    let (direct, staged) = f.waves();
+                    waves[0] += usize::from(direct > 0);
+                    waves[1] += usize::from(staged > 0);
+                    waves[2] += usize::from(direct > 0 && staged > 0);
+                }
                 ExchangePlan::Empty => {}
             }
         }
@@ -256,6 +264,7 @@ fn every_exchange_plan_matches_the_phase_by_phase_model() {
     }
     // The random programs exercise all three plans.
     assert!(kinds.iter().all(|&k| k > 10), "plans used: {kinds:?}");
+    assert!(waves.iter().all(|&w| w > 10), "fused waves used: {waves:?}");
 }
 
 /// Tile 0 sends 16 bytes to every other tile; the next superstep overwrites the source on
