@@ -15,7 +15,9 @@
 //!    the distinct source ranges these deliveries need once into the staging buffer.
 //!
 //! Most of a matmul's bytes are weight and operand blocks replicated onto tiles that hold no
-//! source, so most deliveries take the direct wave and are copied once, not twice.
+//! source, so most deliveries take the direct wave and are copied once, not twice. A phase
+//! whose direct wave would deliver little ([`DIRECT_WAVE_BYTES`]) stages every task instead,
+//! in one pass.
 //!
 //! The order of effects is that of the unfused program: a tile's vertices of the next
 //! superstep run after all its deliveries; the direct wave reads sources that nothing has
@@ -162,16 +164,20 @@ impl FusedPlan {
             .map(|c| c.4 as u64)
             .sum();
         let split = direct_bytes >= DIRECT_WAVE_BYTES;
-        let is_source = |t: usize| !split || holds_source(t);
+        let staged_tile = |t: usize| !split || holds_source(t);
         // The staged wave's sources: those its deliveries (into source tiles) read.
-        let (sources, staged_at, staging_bytes) =
-            merge(live.iter().filter(|c| is_source(c.2)).map(range).collect());
+        let (sources, staged_at, staging_bytes) = merge(
+            live.iter()
+                .filter(|c| staged_tile(c.2))
+                .map(range)
+                .collect(),
+        );
         // Deliveries sorted by destination: (dst, dst offset, len, part, from, index).
         let mut list: Vec<(usize, usize, usize, u32, usize, usize)> =
             Vec::with_capacity(live.len());
         let mut bytes = 0u64;
         for &&(src, src_off, dst, dst_off, len, index) in &live {
-            let (part, from) = if is_source(dst) {
+            let (part, from) = if staged_tile(dst) {
                 let at = sources.partition_point(|s| (s.tile, s.start) <= (src, src_off));
                 let j = at.checked_sub(1)?;
                 (
@@ -195,7 +201,7 @@ impl FusedPlan {
                 (Some(a), None) | (None, Some(a)) => a,
                 (None, None) => break,
             };
-            let wave = if is_source(tile) {
+            let wave = if staged_tile(tile) {
                 &mut staged
             } else {
                 &mut direct
