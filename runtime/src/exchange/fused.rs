@@ -329,38 +329,8 @@ impl FusedPlan {
         let mut times = FusedTimes::default();
         // The direct wave: its tiles borrowed `&mut`, the source tiles shared.
         if !self.direct.tasks.is_empty() {
-            let mut parts: Vec<&[u8]> = Vec::with_capacity(self.source_tiles.len());
-            let mut work: Vec<(&mut [u8], &Task)> = Vec::with_capacity(self.direct.tasks.len());
-            let (mut it, mut at) = (tiles.iter_mut(), 0usize);
-            let (mut s, mut t) = (
-                self.source_tiles.iter().peekable(),
-                self.direct.tasks.iter(),
-            );
-            let mut task = t.next();
-            loop {
-                let (tile, mine) = match (s.peek(), task) {
-                    (Some(&&st), Some(x)) if st < x.tile => (st, None),
-                    (Some(&&st), None) => (st, None),
-                    (_, Some(x)) => (x.tile, Some(x)),
-                    (None, None) => break,
-                };
-                let mem = tile
-                    .checked_sub(at)
-                    .and_then(|skip| it.nth(skip))
-                    .ok_or_else(fail)?;
-                at = tile + 1;
-                match mine {
-                    Some(x) => {
-                        work.push((mem, x));
-                        task = t.next();
-                    }
-                    None => {
-                        let mem: &[u8] = mem;
-                        parts.push(mem);
-                        s.next();
-                    }
-                }
-            }
+            let (work, parts) =
+                split_tiles(tiles, &self.direct.tasks, &self.source_tiles).ok_or_else(fail)?;
             let parts = &parts;
             let copies = &self.direct.copies;
             self.wave(work, copies, mode, &mut times, &compute, |mem, d| {
@@ -375,17 +345,7 @@ impl FusedPlan {
         // The staged wave, from the snapshot.
         if !self.staged.tasks.is_empty() {
             let staging = &*staging;
-            let mut work: Vec<(&mut [u8], &Task)> = Vec::with_capacity(self.staged.tasks.len());
-            let (mut it, mut at) = (tiles.iter_mut(), 0usize);
-            for x in &self.staged.tasks {
-                let mem = x
-                    .tile
-                    .checked_sub(at)
-                    .and_then(|skip| it.nth(skip))
-                    .ok_or_else(fail)?;
-                at = x.tile + 1;
-                work.push((mem, x));
-            }
+            let (work, _) = split_tiles(tiles, &self.staged.tasks, &[]).ok_or_else(fail)?;
             let copies = &self.staged.copies;
             self.wave(work, copies, mode, &mut times, &compute, |mem, d| {
                 let (from, to, len) = (d.from, d.to as usize, d.len as usize);
@@ -410,7 +370,7 @@ impl FusedPlan {
     /// and compute time to `times`.
     fn wave<E: Send>(
         &self,
-        mut work: Vec<(&mut [u8], &Task)>,
+        mut work: Vec<Job>,
         copies: &[Delivery],
         mode: TraceMode,
         times: &mut FusedTimes,
@@ -466,6 +426,43 @@ impl FusedPlan {
         }
         Ok(())
     }
+}
+
+/// A task with its tile's memory.
+type Job<'m, 't> = (&'m mut [u8], &'t Task);
+
+/// `tiles` borrowed for a wave: each task's tile `&mut` (in task order) and each of the
+/// `shared` tiles `&` (both by increasing tile and disjoint), or `None` if a tile is missing.
+fn split_tiles<'m, 't>(
+    tiles: &'m mut [Box<[u8]>],
+    tasks: &'t [Task],
+    shared: &[usize],
+) -> Option<(Vec<Job<'m, 't>>, Vec<&'m [u8]>)> {
+    let mut work: Vec<Job> = Vec::with_capacity(tasks.len());
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(shared.len());
+    let (mut it, mut at) = (tiles.iter_mut(), 0usize);
+    let (mut s, mut t) = (shared.iter().peekable(), tasks.iter().peekable());
+    loop {
+        let (tile, task) = match (s.peek(), t.peek()) {
+            (Some(&&st), Some(x)) if st < x.tile => (st, None),
+            (Some(&&st), None) => (st, None),
+            (_, Some(&x)) => (x.tile, Some(x)),
+            (None, None) => break,
+        };
+        let mem = it.nth(tile.checked_sub(at)?)?;
+        at = tile + 1;
+        match task {
+            Some(x) => {
+                work.push((mem, x));
+                t.next();
+            }
+            None => {
+                parts.push(mem);
+                s.next();
+            }
+        }
+    }
+    Some((work, parts))
 }
 
 /// What a fused phase measured (all zero / empty when not recording).

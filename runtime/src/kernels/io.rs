@@ -37,7 +37,7 @@ fn not_float(elem: Elem) -> String {
 pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(), String> {
     out.clear();
     match elem {
-        Elem::F32 => match f32_view(bytes) {
+        Elem::F32 => match le_view::<f32>(bytes) {
             // An aligned f32 region on a little-endian host is its own decoding.
             Some(v) => out.extend_from_slice(v),
             None => out.extend(
@@ -46,7 +46,7 @@ pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(),
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
             ),
         },
-        Elem::F16 => match f16_view(bytes) {
+        Elem::F16 => match le_view::<f16>(bytes) {
             // `half`'s slice conversion (F16C instructions when the build enables them).
             Some(h) => {
                 out.resize(h.len(), 0.0);
@@ -63,9 +63,10 @@ pub(crate) fn decode(bytes: &[u8], elem: Elem, out: &mut Vec<f32>) -> Result<(),
     Ok(())
 }
 
-/// `bytes` viewed as f16 values, on a little-endian host when they are 2-byte aligned and
-/// whole (else the callers convert element by element, with the same results).
-fn f16_view(bytes: &[u8]) -> Option<&[f16]> {
+/// `bytes` viewed as little-endian `T` values (f16 or f32), on a little-endian host when they
+/// are aligned for `T` and whole (else the callers convert element by element, with the same
+/// results).
+pub(crate) fn le_view<T: bytemuck::Pod>(bytes: &[u8]) -> Option<&[T]> {
     if cfg!(target_endian = "little") {
         bytemuck::try_cast_slice(bytes).ok()
     } else {
@@ -73,27 +74,8 @@ fn f16_view(bytes: &[u8]) -> Option<&[f16]> {
     }
 }
 
-/// `bytes` viewed as f32 values, on a little-endian host when they are 4-byte aligned and
-/// whole (else the callers convert element by element, with the same results).
-pub(crate) fn f32_view(bytes: &[u8]) -> Option<&[f32]> {
-    if cfg!(target_endian = "little") {
-        bytemuck::try_cast_slice(bytes).ok()
-    } else {
-        None
-    }
-}
-
-/// As [`f32_view`], mutable.
-pub(crate) fn f32_view_mut(bytes: &mut [u8]) -> Option<&mut [f32]> {
-    if cfg!(target_endian = "little") {
-        bytemuck::try_cast_slice_mut(bytes).ok()
-    } else {
-        None
-    }
-}
-
-/// As [`f16_view`], mutable.
-fn f16_view_mut(bytes: &mut [u8]) -> Option<&mut [f16]> {
+/// As [`le_view`], mutable.
+pub(crate) fn le_view_mut<T: bytemuck::Pod>(bytes: &mut [u8]) -> Option<&mut [T]> {
     if cfg!(target_endian = "little") {
         bytemuck::try_cast_slice_mut(bytes).ok()
     } else {
@@ -115,14 +97,14 @@ pub(crate) fn decode_i64(bytes: &[u8], out: &mut Vec<i64>) {
 /// Fails for i64 and bool.
 pub(crate) fn encode(vals: &[f32], elem: Elem, bytes: &mut [u8]) -> Result<(), String> {
     match elem {
-        Elem::F32 => match f32_view_mut(bytes) {
+        Elem::F32 => match le_view_mut::<f32>(bytes) {
             Some(out) if out.len() == vals.len() => out.copy_from_slice(vals),
             _ => bytes
                 .chunks_exact_mut(4)
                 .zip(vals)
                 .for_each(|(c, v)| c.copy_from_slice(&v.to_le_bytes())),
         },
-        Elem::F16 => match f16_view_mut(bytes) {
+        Elem::F16 => match le_view_mut::<f16>(bytes) {
             Some(h) if h.len() == vals.len() => h.convert_from_f32_slice(vals),
             _ => bytes
                 .chunks_exact_mut(2)
@@ -183,7 +165,11 @@ mod tests {
     /// cannot (so both conversion paths run).
     fn both_ways(bytes: &[u8]) -> (Vec<u8>, usize, usize) {
         let mut buf = vec![0u8; bytes.len() + 2];
-        let aligned = if f16_view(&buf[..2]).is_some() { 0 } else { 1 };
+        let aligned = if le_view::<f16>(&buf[..2]).is_some() {
+            0
+        } else {
+            1
+        };
         let unaligned = 1 - aligned;
         buf[aligned..aligned + bytes.len()].copy_from_slice(bytes);
         (buf, aligned, unaligned)
@@ -199,8 +185,8 @@ mod tests {
         let all: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
         let (mut buf, aligned, unaligned) = both_ways(&all);
         let n = all.len();
-        assert!(f16_view(&buf[aligned..aligned + n]).is_some());
-        assert!(f16_view(&buf[unaligned..unaligned + n]).is_none());
+        assert!(le_view::<f16>(&buf[aligned..aligned + n]).is_some());
+        assert!(le_view::<f16>(&buf[unaligned..unaligned + n]).is_none());
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
         decode(&buf[aligned..aligned + n], Elem::F16, &mut fast).unwrap();
         buf.copy_within(aligned..aligned + n, unaligned);

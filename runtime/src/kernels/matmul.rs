@@ -9,18 +9,18 @@
 //! decoded. Both paths hand `gemm` the same shape and strides, so they give the same bits.
 
 use super::gemm::gemm;
-use super::io::{decode, encode, f32_view, f32_view_mut, round_to, split};
+use super::io::{decode, encode, le_view, le_view_mut, round_to, split};
 use super::{KernelError, Scratch};
 use crate::vertex::{Elem, MatMul};
 
 /// `bytes` viewed as f32 values, if they are f32 elements on a little-endian host and aligned.
 fn view(bytes: &[u8], elem: Elem) -> Option<&[f32]> {
-    (elem == Elem::F32).then(|| f32_view(bytes)).flatten()
+    (elem == Elem::F32).then(|| le_view(bytes)).flatten()
 }
 
 /// `bytes` viewed as mutable f32 values, under the same conditions as [`view`].
 fn view_mut(bytes: &mut [u8], elem: Elem) -> Option<&mut [f32]> {
-    (elem == Elem::F32).then(|| f32_view_mut(bytes)).flatten()
+    (elem == Elem::F32).then(|| le_view_mut(bytes)).flatten()
 }
 
 /// `C (+)= op(A) · op(B)` as documented on [`MatMul`].
