@@ -2,7 +2,8 @@
 //! 768×768×768 f32 matmul split into 128³ blocks over 216 tiles (K split in 6, partial sums
 //! reduced through exchange), reported as throughput (GFLOP/s = elements/s ÷ 1e9 with
 //! elements = flops), and the small transposed-B blocks lowering makes of lxmert-base's linear
-//! layers (64 per tile).
+//! layers (64 per tile), and the exchange's copy rate into cold and into cached tile memory
+//! (broadcasts of 10 KiB blocks to every tile).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tessera_runtime::*;
@@ -221,5 +222,67 @@ fn bench_small_blocks(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_empty, bench_matmul, bench_small_blocks);
+/// Bytes each tile receives per superstep in [`bench_exchange`] (about one weight block plus one
+/// activation block of an lxmert-base matmul tile).
+const BLOCK: u32 = 10 * 1024;
+/// Supersteps per iteration of [`bench_exchange`].
+const ROUNDS: u32 = 48;
+
+/// `ROUNDS` supersteps, each broadcasting tile 0's first [`BLOCK`] bytes to every other tile;
+/// with `rotate`, superstep `s` writes at offset `16 KiB + s·BLOCK`, so that each iteration
+/// writes 480 KiB of every tile (690 MB in all, far beyond the host's caches), else always at
+/// 16 KiB (15 MB in all).
+fn broadcast_program(rotate: bool) -> LoadedProgram {
+    let mut p = TileProgram::new(1, TILES, BYTES);
+    p.supersteps = (0..ROUNDS)
+        .map(|s| Superstep {
+            exchange: (1..TILES)
+                .map(|t| Exchange {
+                    src: TileRegion {
+                        tile: TileRef::new(0, 0),
+                        region: Region::new(0, BLOCK),
+                    },
+                    dst_tile: TileRef::new(0, t),
+                    dst_offset: 16 * 1024 + if rotate { s * BLOCK } else { 0 },
+                })
+                .collect(),
+            ..Superstep::default()
+        })
+        .collect();
+    LoadedProgram::load(p).expect("valid program")
+}
+
+/// The exchange's copy rate when its destinations are cold (as in lxmert-base's matmul phases,
+/// whose destinations span 15–45 MB each and the 3.7 GB a forward moves) and when they stay in
+/// the host's caches: the floor the host's memory puts under a plan's exchange time.
+fn bench_exchange(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("pool");
+    let mut g = c.benchmark_group("exchange_1472_tiles");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(
+        u64::from(ROUNDS) * u64::from(TILES - 1) * u64::from(BLOCK),
+    ));
+    for (name, rotate) in [
+        ("broadcast_10KiB_cold_destinations", true),
+        ("broadcast_10KiB_same_destinations", false),
+    ] {
+        let prog = broadcast_program(rotate);
+        let mut m = Machine::for_program(&prog);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                m.run_in(&pool, &prog, &mut [], TraceMode::Off)
+                    .expect("runs")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_empty,
+    bench_matmul,
+    bench_small_blocks,
+    bench_exchange
+);
 criterion_main!(benches);
