@@ -240,7 +240,7 @@ const ROUNDS: u32 = 48;
 
 /// `ROUNDS` supersteps, each broadcasting tile 0's first [`BLOCK`] bytes to every other tile;
 /// with `rotate`, superstep `s` writes at offset `16 KiB + s·BLOCK`, so that each iteration
-/// writes 480 KiB of every tile (690 MB in all, far beyond the host's caches), else always at
+/// writes 480 KiB of every tile (723 MB in all, far beyond the host's caches), else always at
 /// 16 KiB (15 MB in all).
 fn broadcast_program(rotate: bool) -> LoadedProgram {
     let mut p = TileProgram::new(1, TILES, BYTES);
