@@ -51,6 +51,48 @@ fn tiny_on_tiles_matches_reference_and_transformers() {
 }
 
 #[test]
+fn fused_and_separate_matmuls_agree_and_fusion_exchanges_less() {
+    // Attention's query, key and value read one activation: fused (the default), it is
+    // broadcast to the tiles once; `--no-fuse-matmuls` lowers the products one by one.
+    let dir = tempfile::tempdir().unwrap();
+    let (model, inputs) = (tiny(), tiny_file("inputs.safetensors"));
+    let reference = load(&run_to(dir.path(), "ref.st", &model, &inputs, &[]));
+    let apart = load(&run_to(
+        dir.path(),
+        "apart.st",
+        &model,
+        &inputs,
+        &["--engine", "tiles", "--no-fuse-matmuls"],
+    ));
+    assert_close(&apart, &reference, 1e-5);
+    let mut bytes = Vec::new();
+    for (name, extra) in [
+        ("fused.tsp", None),
+        ("apart.tsp", Some("--no-fuse-matmuls")),
+    ] {
+        let plan = dir.path().join(name);
+        let mut args = vec![
+            "compile",
+            model.to_str().unwrap(),
+            "-o",
+            plan.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        tessera_ok(&args);
+        let json: serde_json::Value =
+            serde_json::from_str(&tessera_ok(&["inspect", plan.to_str().unwrap(), "--json"]))
+                .unwrap();
+        bytes.push(json["tiles"]["exchange_bytes"].as_u64().unwrap());
+    }
+    assert!(
+        bytes[0] < bytes[1],
+        "fused {} bytes, apart {}",
+        bytes[0],
+        bytes[1]
+    );
+}
+
+#[test]
 fn tiny_fp16_on_tiles_matches_reference_fp16() {
     let dir = tempfile::tempdir().unwrap();
     let (model, inputs) = (tiny(), tiny_file("inputs.safetensors"));

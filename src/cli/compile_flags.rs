@@ -83,6 +83,11 @@ pub struct CompileFlags {
     /// Keep a plan whose tiles are out of memory (it can be inspected but not run).
     #[arg(long)]
     allow_oom: bool,
+    /// Lower sibling matmuls (Linear layers reading the same activation, such as attention's
+    /// query, key and value) one by one instead of as one fused product, and lay out a weight
+    /// read by several matmuls for the first of them only.
+    #[arg(long)]
+    no_fuse_matmuls: bool,
     /// Stop after placement: a graph-level plan (stages, cost report) without tile programs,
     /// in seconds even for the full-size seed configuration.
     #[arg(long)]
@@ -254,6 +259,7 @@ impl CompileFlags {
             matmul_proportion: self.matmul_proportion,
             train: false,
             skip: self.no_tiles,
+            no_fuse_matmuls: self.no_fuse_matmuls,
         };
         Ok((opts, tiles))
     }

@@ -34,6 +34,8 @@ pub struct TileOptions {
     pub train: bool,
     /// Do not lower: keep the plan graph-level (`--no-tiles`).
     pub skip: bool,
+    /// Lower sibling products separately instead of fusing them (`--no-fuse-matmuls`).
+    pub no_fuse_matmuls: bool,
 }
 
 /// The matmul proportion to lower with: `flag`, else the smallest of the IPU
@@ -83,6 +85,7 @@ pub fn lower_tiles_with(
         chips: plan.report.settings.ipus_per_replica,
         allow_oom: opts.allow_oom,
         matmul_proportion: proportion,
+        fuse_matmuls: !opts.no_fuse_matmuls,
     };
     let lowered = if plan.report.settings.train {
         lower_pipelined_with(&plan.graph, optimizer, &plan.target, &lower)

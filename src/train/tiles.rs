@@ -143,6 +143,7 @@ impl TileStep {
                 chips: p.stages,
                 allow_oom: false,
                 matmul_proportion: setup.matmul_proportion,
+                ..LowerOptions::default()
             },
         )
         .context("lowering the training step to tiles")?;

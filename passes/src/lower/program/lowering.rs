@@ -3,6 +3,7 @@
 
 use super::builder::{Builder, Category};
 use super::layout::Layout;
+use super::matmul::weights::Member;
 use super::matmul::weights::WeightBlock;
 use super::matmul::MmPlan;
 use super::{HostConstant, HostTensor, LowerOptions, TilePlan};
@@ -67,6 +68,8 @@ pub(crate) struct Ctx<'g> {
     pub inputs: Vec<HostTensor>,
     /// Matmuls whose split was planned with their weight's layout.
     pub mm_plans: HashMap<NodeId, MmPlan>,
+    /// Fused sibling products: every member's group (the first member leads).
+    pub(crate) mm_groups: HashMap<NodeId, Vec<Member>>,
     /// Weights laid out for their matmul: layout and host-streamed blocks.
     pub(crate) weights: HashMap<NodeId, (Layout, Vec<WeightBlock>)>,
     /// Gather tables (looked through casts): the most indices one lookup takes.
@@ -425,6 +428,7 @@ impl<'g> Ctx<'g> {
             step_in: Vec::new(),
             inputs: Vec::new(),
             mm_plans: HashMap::new(),
+            mm_groups: HashMap::new(),
             weights: HashMap::new(),
             lookups,
             chip_uses,

@@ -13,7 +13,10 @@
 //! - **Softmax and layer norm** run per tile on whole rows.
 //! - **MatMul** is split over batches, rows, columns and the contraction, choosing the split
 //!   with the target's cycle model within `matmul_proportion` of tile memory ([`matmul`]);
-//!   K-split partial sums are reduced on one tile.
+//!   K-split partial sums are reduced on one tile. Weights are laid out for their products;
+//!   sibling products reading one activation (attention's query, key and value) are fused
+//!   into one, and a weight read by several products gets one block grid that all of them
+//!   read in place ([`LowerOptions::fuse_matmuls`]).
 //! - **Gather** runs a lookup vertex on every tile holding a column block of the table.
 //!
 //! Every allocation goes through per-tile first-fit allocators with liveness, so the plan
@@ -48,6 +51,7 @@ mod sources;
 #[cfg(test)]
 mod tests;
 mod tests_fp16;
+mod tests_fused;
 
 use super::error::{LowerError, OutOfMemory};
 use serde::{Deserialize, Serialize};
@@ -72,15 +76,23 @@ pub struct LowerOptions {
     /// Fraction of tile memory a matmul's blocks may use (optimum-graphcore's
     /// `matmul_proportion`; Poplar's `availableMemoryProportion`).
     pub matmul_proportion: f64,
+    /// Fuse sibling products (`Linear` layers reading the same activation on one chip, such
+    /// as attention's query, key and value) into one split, so that the activation is
+    /// broadcast to the tiles once, and give a weight read by several products one layout
+    /// that all of them read in place (on by default; the CLI's `--no-fuse-matmuls` turns
+    /// both off).
+    pub fuse_matmuls: bool,
 }
 
 impl Default for LowerOptions {
-    /// As many chips as stages, no `allow_oom`, Poplar's default proportion 0.6.
+    /// As many chips as stages, no `allow_oom`, Poplar's default proportion 0.6, sibling
+    /// products fused.
     fn default() -> Self {
         LowerOptions {
             chips: 0,
             allow_oom: false,
             matmul_proportion: 0.6,
+            fuse_matmuls: true,
         }
     }
 }

@@ -18,12 +18,13 @@
 mod split;
 pub(crate) mod weights;
 
-pub(crate) use split::{choose_split, macs_rate, Dims, Split};
+pub(crate) use split::{choose_split, macs_rate, Costing, Dims, Split};
+use weights::Member;
 pub(crate) use weights::MmPlan;
 
 use super::access::Access;
 use super::builder::{emit_runs, to_u32, Category};
-use super::layout::Segment;
+use super::layout::{Layout, Piece, Segment};
 use super::lowering::{Ctx, Val};
 use super::ops::Scratch;
 use crate::lower::error::LowerError;
@@ -202,34 +203,72 @@ impl Ctx<'_> {
         Ok((split, u64::from(start)))
     }
 
+    /// How the splits of product `s` are costed: its element sizes and MAC rate, the
+    /// target, and `matmul_proportion` of a tile.
+    pub(crate) fn costing(&self, s: &MmShape) -> Costing<'_> {
+        Costing {
+            in_b: u64::from(s.input.size()),
+            part_b: u64::from(s.partials.size()),
+            out_b: u64::from(s.out.size()),
+            macs_per_cycle: macs_rate(self.target, s.input, s.partials),
+            target: self.target,
+            budget: (self.target.bytes_per_tile as f64 * self.opts.matmul_proportion) as u64,
+        }
+    }
+
     /// The cheapest split of a product within `matmul_proportion` of a tile.
     pub(crate) fn choose(&self, s: &MmShape, b_in_place: bool) -> Split {
-        let budget = (self.target.bytes_per_tile as f64 * self.opts.matmul_proportion) as u64;
+        let c = self.costing(s);
         choose_split(
             &s.dims,
-            u64::from(s.input.size()),
-            u64::from(s.partials.size()),
-            u64::from(s.out.size()),
-            macs_rate(self.target, s.input, s.partials),
-            self.target,
-            budget,
+            c.in_b,
+            c.part_b,
+            c.out_b,
+            c.macs_per_cycle,
+            c.target,
+            c.budget,
             b_in_place,
         )
     }
 
     /// `matmul(a, b)` with transposes and broadcast batch axes.
+    ///
+    /// A member of a fused group (see [`weights`]) is computed with the whole group when the
+    /// first of them is lowered; the others then have nothing left to emit.
     pub(crate) fn matmul(&mut self, id: NodeId, _operands: &[NodeId]) -> Result<(), LowerError> {
-        let node = self.graph.node(id);
-        let sh = self.mm_shape(id)?;
+        let group = self.mm_groups.get(&id).cloned();
+        if group.is_some() && self.is_lowered(id) {
+            return Ok(());
+        }
+        let (lead, members) = match group {
+            Some(g) => (g.first().map_or(id, |m| m.id), g),
+            None => {
+                let n = self.mm_shape(id)?.dims.n;
+                (id, vec![Member { id, col: 0, n }])
+            }
+        };
+        let mut sh = self.mm_shape(lead)?;
+        let b = if members.len() > 1 {
+            let total: u64 = members.iter().map(|m| m.n).sum();
+            sh.dims.n = total;
+            sh.mkn.2 = total;
+            self.concat_weights(lead, &members, sh.dims.k)?
+        } else {
+            self.val(sh.b)?.clone()
+        };
         let (ta, tb, fold, dims) = (sh.ta, sh.tb, sh.fold, sh.dims);
         let (m, k, n) = sh.mkn;
-        let (a, b) = (self.val(sh.a)?.clone(), self.val(sh.b)?.clone());
+        let a = self.val(sh.a)?.clone();
         let (input, partials, out_elem) = (sh.input, sh.partials, sh.out);
         let (part_b, out_b) = (u64::from(partials.size()), u64::from(out_elem.size()));
-        let (split, start) = self.mm_split(id, &sh)?;
+        let (split, start) = self.mm_split(lead, &sh)?;
         let (cm, cn, ck) = split.counts(&dims);
-        let chip = self.chip(id)?;
-        let label = self.label(id);
+        let chip = self.chip(lead)?;
+        let mut label = self.label(lead);
+        if members.len() > 1 {
+            let others: Vec<String> = members.iter().skip(1).map(|m| self.name(m.id)).collect();
+            label = format!("{label} (fused with {})", others.join(", "));
+        }
         let a_acc = Access::broadcast(&sh.a_batch, &sh.o_batch);
         let b_acc = Access::broadcast(&sh.b_batch, &sh.o_batch);
         let tiles = u64::from(self.b.tiles);
@@ -414,17 +453,20 @@ impl Ctx<'_> {
         }
         self.push_stages(&label, copies, work);
 
-        // Stage 3: blocks into the result's row layout.
-        let name = self.label(id);
-        let total = node.ty.num_elements() as u64;
-        let layout = self.b.alloc_linear(
-            chip,
-            total,
-            out_b,
-            dims.n.max(1),
-            &name,
-            Category::Activations,
-        )?;
+        // Stage 3: blocks into each product's row layout.
+        let mut outs = Vec::with_capacity(members.len());
+        for mb in &members {
+            let total = self.graph.node(mb.id).ty.num_elements() as u64;
+            let name = self.label(mb.id);
+            outs.push(self.b.alloc_linear(
+                chip,
+                total,
+                out_b,
+                mb.n.max(1),
+                &name,
+                Category::Activations,
+            )?);
+        }
         let mut copies: Vec<Exchange> = Vec::new();
         let mut segs: Vec<Segment> = Vec::new();
         for (t, mi, ni, tile, r) in finals {
@@ -432,28 +474,65 @@ impl Ctx<'_> {
             let (n0, n1) = (ni * split.bn, ((ni + 1) * split.bn).min(dims.n));
             let width = n1 - n0;
             for mm in m0..m1 {
-                let flat = t * dims.m * dims.n + mm * dims.n + n0;
-                segs.clear();
-                layout.segments(flat, width, out_b, &mut segs);
-                let mut src = u64::from(r.offset) + (mm - m0) * width * out_b;
-                for s in &segs {
-                    copies.push(Exchange {
-                        src: TileRegion {
-                            tile,
-                            region: Region::new(
-                                to_u32(src, "offset")?,
-                                to_u32(s.len * out_b, "length")?,
-                            ),
-                        },
-                        dst_tile: s.tile,
-                        dst_offset: to_u32(s.offset, "offset")?,
-                    });
-                    src += s.len * out_b;
+                let row = u64::from(r.offset) + (mm - m0) * width * out_b;
+                for (mb, layout) in members.iter().zip(&outs) {
+                    let (c0, c1) = (n0.max(mb.col), n1.min(mb.col + mb.n));
+                    if c0 >= c1 {
+                        continue;
+                    }
+                    let flat = t * dims.m * mb.n + mm * mb.n + (c0 - mb.col);
+                    segs.clear();
+                    layout.segments(flat, c1 - c0, out_b, &mut segs);
+                    let mut src = row + (c0 - n0) * out_b;
+                    for s in &segs {
+                        copies.push(Exchange {
+                            src: TileRegion {
+                                tile,
+                                region: Region::new(
+                                    to_u32(src, "offset")?,
+                                    to_u32(s.len * out_b, "length")?,
+                                ),
+                            },
+                            dst_tile: s.tile,
+                            dst_offset: to_u32(s.offset, "offset")?,
+                        });
+                        src += s.len * out_b;
+                    }
                 }
             }
         }
         self.push_stages(&label, copies, Vec::new());
         self.free_scratch(scratch)?;
-        self.define(id, layout, false)
+        for (mb, layout) in members.iter().zip(outs) {
+            self.define(mb.id, layout, false)?;
+        }
+        Ok(())
+    }
+
+    /// The weights of a fused group as one `[N, K]` operand: their pieces, each weight's rows
+    /// after the previous weights' rows.
+    fn concat_weights(&self, lead: NodeId, members: &[Member], k: u64) -> Result<Val, LowerError> {
+        let mut pieces = Vec::new();
+        let mut first: Option<Val> = None;
+        for mb in members {
+            let w = self.mm_shape(mb.id)?.b;
+            let v = self.val(w)?;
+            let Layout::Linear(ps) = &v.layout else {
+                return Err(self.unsupported(mb.id, "a fused product's weight has column blocks"));
+            };
+            let shift = mb.col * k;
+            pieces.extend(ps.iter().map(|p| Piece {
+                start: p.start + shift,
+                end: p.end + shift,
+                ..*p
+            }));
+            first.get_or_insert_with(|| v.clone());
+        }
+        pieces.sort_by_key(|p| p.start);
+        let v = first.ok_or_else(|| self.unsupported(lead, "an empty fused group"))?;
+        Ok(Val {
+            layout: Layout::Linear(pieces),
+            ..v
+        })
     }
 }

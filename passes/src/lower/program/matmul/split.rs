@@ -89,6 +89,45 @@ pub(crate) fn split_cost(
     (cycles, mem)
 }
 
+/// Block sizes of the contraction worth trying: `k` halved up to 64 ways.
+fn k_candidates(k: u64) -> Vec<u64> {
+    let mut v = Vec::new();
+    let mut p = 1;
+    while p <= k.max(1) && p <= 64 {
+        v.push(k.max(1).div_ceil(p));
+        p *= 2;
+    }
+    v.dedup();
+    v
+}
+
+/// Element sizes, MAC rate and machine that every split of one product is costed with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Costing<'t> {
+    pub in_b: u64,
+    pub part_b: u64,
+    pub out_b: u64,
+    pub macs_per_cycle: u64,
+    pub target: &'t Target,
+    /// Bytes per tile the blocks may use.
+    pub budget: u64,
+}
+
+impl Costing<'_> {
+    fn cost(&self, d: &Dims, s: &Split, b_in_place: bool) -> (f64, u64) {
+        split_cost(
+            d,
+            s,
+            self.in_b,
+            self.part_b,
+            self.out_b,
+            self.macs_per_cycle,
+            self.target,
+            b_in_place,
+        )
+    }
+}
+
 /// The split of `d` with the fewest estimated cycles within `budget` bytes per tile (or the
 /// smallest footprint if none fits).
 #[allow(clippy::too_many_arguments)]
@@ -102,34 +141,23 @@ pub(crate) fn choose_split(
     budget: u64,
     b_in_place: bool,
 ) -> Split {
+    let c = Costing {
+        in_b,
+        part_b,
+        out_b,
+        macs_per_cycle,
+        target,
+        budget,
+    };
     let mut best: Option<(f64, u64, Split)> = None;
     let mut smallest: Option<(u64, Split)> = None;
-    let ks: Vec<u64> = {
-        let mut v = Vec::new();
-        let mut p = 1;
-        while p <= d.k.max(1) && p <= 64 {
-            v.push(d.k.max(1).div_ceil(p));
-            p *= 2;
-        }
-        v.dedup();
-        v
-    };
     for &bm in &candidates(d.m.max(1), 64) {
         for &bn in &candidates(d.n.max(1), 128) {
-            for &bk in &ks {
+            for &bk in &k_candidates(d.k) {
                 let s = Split { bm, bn, bk };
                 let (cm, cn, ck) = s.counts(d);
                 let items = d.batches * cm * cn * ck;
-                let (cycles, mem) = split_cost(
-                    d,
-                    &s,
-                    in_b,
-                    part_b,
-                    out_b,
-                    macs_per_cycle,
-                    target,
-                    b_in_place,
-                );
+                let (cycles, mem) = c.cost(d, &s, b_in_place);
                 if smallest.is_none_or(|(m, _)| mem < m) {
                     smallest = Some((mem, s));
                 }
@@ -148,6 +176,45 @@ pub(crate) fn choose_split(
             bn: 1,
             bk: 1,
         })
+}
+
+/// Splits of several products of one weight (`[k, n]` in each of `ds`) on one grid of
+/// weight blocks (the same `bn` and `bk`), so that every product reads the blocks in place:
+/// the grid with the fewest estimated cycles summed over the products, each with its best
+/// row block within the budget. `None` when no grid fits every product.
+pub(crate) fn choose_shared(ds: &[Dims], c: &Costing) -> Option<Vec<Split>> {
+    let first = ds.first()?;
+    let mut best: Option<(f64, Vec<Split>)> = None;
+    for &bn in &candidates(first.n.max(1), 128) {
+        for &bk in &k_candidates(first.k) {
+            let mut total = 0.0;
+            let mut splits = Vec::with_capacity(ds.len());
+            for d in ds {
+                let mut pick: Option<(f64, u64, Split)> = None;
+                for &bm in &candidates(d.m.max(1), 64) {
+                    let s = Split { bm, bn, bk };
+                    let (cm, cn, ck) = s.counts(d);
+                    let items = d.batches * cm * cn * ck;
+                    let (cycles, mem) = c.cost(d, &s, true);
+                    if mem <= c.budget
+                        && pick.is_none_or(|(c, i, _)| cycles < c || (cycles == c && items < i))
+                    {
+                        pick = Some((cycles, items, s));
+                    }
+                }
+                let Some((cycles, _, s)) = pick else {
+                    total = f64::INFINITY;
+                    break;
+                };
+                total += cycles;
+                splits.push(s);
+            }
+            if total.is_finite() && best.as_ref().is_none_or(|(t, _)| total < *t) {
+                best = Some((total, splits));
+            }
+        }
+    }
+    best.map(|b| b.1)
 }
 
 /// MACs per cycle per tile for these operand and partials types.
