@@ -253,3 +253,93 @@ fn random_shared_weights_match_the_evaluator() {
         );
     }
 }
+
+/// Cross-attention's projections: `x` and `y` each read by the query of one direction and
+/// the key and value of the other, with one set of weights `wq`, `wk`, `wv` `[n, k]`.
+fn cross(rows: [usize; 2], k: usize, n: usize) -> Graph {
+    let mut g = Graph::new("cross");
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let w: Vec<_> = ["wq", "wk", "wv"]
+        .iter()
+        .map(|name| g.param(name, f(&[n, k])).unwrap())
+        .collect();
+    let x = g.input("x", f(&[1, rows[0], k])).unwrap();
+    let y = g.input("y", f(&[1, rows[1], k])).unwrap();
+    let mm = Op::MatMul {
+        transpose_a: false,
+        transpose_b: true,
+        half_partials: false,
+    };
+    for (name, a, wi) in [
+        ("q1", x, 0),
+        ("k1", y, 1),
+        ("v1", y, 2),
+        ("q2", y, 0),
+        ("k2", x, 1),
+        ("v2", x, 2),
+    ] {
+        let out = g.add(mm.clone(), &[a, w[wi]], name).unwrap();
+        g.set_output(name, out).unwrap();
+    }
+    g
+}
+
+#[test]
+fn groups_reading_the_same_weights_share_their_layout() {
+    // One row per activation: no row split, so neither fused product fetches a weight block.
+    let g = cross([1, 1], 24, 16);
+    let (params, inputs) = feeds(&g, 5);
+    let t = small_target(8, 64 * 1024);
+    let (plan, e) = run(&g, &t, 1, true, &params, &inputs);
+    assert!(e < 1e-5, "relative error {e}");
+    let groups: std::collections::BTreeSet<&str> = plan
+        .costs
+        .iter()
+        .filter(|c| c.label.contains("fused with"))
+        .map(|c| c.label.as_str())
+        .collect();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for w in ["wq", "wk", "wv"] {
+        assert_eq!(bytes_read_from(&plan, w), 0, "{w}");
+    }
+    // And with row splits, against the evaluator.
+    for (case, rows) in [[5, 9], [20, 36], [3, 1]].into_iter().enumerate() {
+        let g = cross(rows, 24, 16);
+        let (params, inputs) = feeds(&g, case as u64);
+        let (_, e) = run(&g, &t, 1, true, &params, &inputs);
+        assert!(e < 1e-5, "rows {rows:?}: relative error {e}");
+    }
+}
+
+#[test]
+fn a_product_repeated_on_one_activation_is_not_fused_with_itself() {
+    let mut g = Graph::new("twice");
+    let f = |s: &[usize]| TensorType::new(DType::F32, s.to_vec());
+    let x = g.input("x", f(&[1, 4, 8])).unwrap();
+    let w = g.param("w", f(&[6, 8])).unwrap();
+    let v = g.param("v", f(&[5, 8])).unwrap();
+    let mm = Op::MatMul {
+        transpose_a: false,
+        transpose_b: true,
+        half_partials: false,
+    };
+    for (name, b) in [("a", w), ("b", w), ("c", v)] {
+        let out = g.add(mm.clone(), &[x, b], name).unwrap();
+        g.set_output(name, out).unwrap();
+    }
+    let (params, inputs) = feeds(&g, 9);
+    for tiles in [1, 3, 8] {
+        let (plan, e) = run(
+            &g,
+            &small_target(tiles, 64 * 1024),
+            1,
+            true,
+            &params,
+            &inputs,
+        );
+        assert!(e < 1e-5, "{tiles} tiles: relative error {e}");
+        // Each weight is stored once: the tiles hold exactly the parameters' bytes.
+        let weights: u64 = plan.memory.iter().map(|m| m.at_peak.weights).sum();
+        assert_eq!(weights, (6 + 5) * 8 * 4, "{tiles} tiles");
+    }
+}

@@ -15,6 +15,7 @@
 //! `availableMemoryProportion`); when none fits, the one needing least memory is taken and the
 //! memory plan reports the tile.
 
+mod plan;
 mod split;
 pub(crate) mod weights;
 
