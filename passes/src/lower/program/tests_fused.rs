@@ -12,6 +12,15 @@ use std::collections::HashMap;
 use tessera_ir::{BinaryOp, DType, Graph, Op, Tensor, TensorType};
 use tessera_runtime::TraceMode;
 
+/// A matmul of an activation by a weight (`x w^T` when `tb`).
+fn product(tb: bool) -> Op {
+    Op::MatMul {
+        transpose_a: false,
+        transpose_b: tb,
+        half_partials: false,
+    }
+}
+
 /// `y_j = x w_j^T + b_j` for weights `[n_j, k]` over `x` `[rows, k]`; every `y_j` an output.
 fn siblings(rows: usize, k: usize, ns: &[usize]) -> Graph {
     let mut g = Graph::new("siblings");
@@ -20,17 +29,7 @@ fn siblings(rows: usize, k: usize, ns: &[usize]) -> Graph {
     for (j, &n) in ns.iter().enumerate() {
         let w = g.param(&format!("w{j}"), f(&[n, k])).unwrap();
         let b = g.param(&format!("b{j}"), f(&[n])).unwrap();
-        let y = g
-            .add(
-                Op::MatMul {
-                    transpose_a: false,
-                    transpose_b: true,
-                    half_partials: false,
-                },
-                &[x, w],
-                format!("lin{j}"),
-            )
-            .unwrap();
+        let y = g.add(product(true), &[x, w], format!("lin{j}")).unwrap();
         let y = g.add(Op::Binary(BinaryOp::Add), &[y, b], "").unwrap();
         g.set_output(&format!("y{j}"), y).unwrap();
     }
@@ -165,17 +164,7 @@ fn shared(rows: &[usize], k: usize, n: usize, tb: bool) -> Graph {
     let w = g.param("w", f(&dims)).unwrap();
     for (i, &r) in rows.iter().enumerate() {
         let x = g.input(&format!("x{i}"), f(&[1, r, k])).unwrap();
-        let y = g
-            .add(
-                Op::MatMul {
-                    transpose_a: false,
-                    transpose_b: tb,
-                    half_partials: false,
-                },
-                &[x, w],
-                format!("use{i}"),
-            )
-            .unwrap();
+        let y = g.add(product(tb), &[x, w], format!("use{i}")).unwrap();
         g.set_output(&format!("y{i}"), y).unwrap();
     }
     g
@@ -265,11 +254,6 @@ fn cross(rows: [usize; 2], k: usize, n: usize) -> Graph {
         .collect();
     let x = g.input("x", f(&[1, rows[0], k])).unwrap();
     let y = g.input("y", f(&[1, rows[1], k])).unwrap();
-    let mm = Op::MatMul {
-        transpose_a: false,
-        transpose_b: true,
-        half_partials: false,
-    };
     for (name, a, wi) in [
         ("q1", x, 0),
         ("k1", y, 1),
@@ -278,7 +262,7 @@ fn cross(rows: [usize; 2], k: usize, n: usize) -> Graph {
         ("k2", x, 1),
         ("v2", x, 2),
     ] {
-        let out = g.add(mm.clone(), &[a, w[wi]], name).unwrap();
+        let out = g.add(product(true), &[a, w[wi]], name).unwrap();
         g.set_output(name, out).unwrap();
     }
     g
@@ -318,13 +302,8 @@ fn a_product_repeated_on_one_activation_is_not_fused_with_itself() {
     let x = g.input("x", f(&[1, 4, 8])).unwrap();
     let w = g.param("w", f(&[6, 8])).unwrap();
     let v = g.param("v", f(&[5, 8])).unwrap();
-    let mm = Op::MatMul {
-        transpose_a: false,
-        transpose_b: true,
-        half_partials: false,
-    };
     for (name, b) in [("a", w), ("b", w), ("c", v)] {
-        let out = g.add(mm.clone(), &[x, b], name).unwrap();
+        let out = g.add(product(true), &[x, b], name).unwrap();
         g.set_output(name, out).unwrap();
     }
     let (params, inputs) = feeds(&g, 9);
