@@ -219,17 +219,7 @@ impl Ctx<'_> {
 
     /// The cheapest split of a product within `matmul_proportion` of a tile.
     pub(crate) fn choose(&self, s: &MmShape, b_in_place: bool) -> Split {
-        let c = self.costing(s);
-        choose_split(
-            &s.dims,
-            c.in_b,
-            c.part_b,
-            c.out_b,
-            c.macs_per_cycle,
-            c.target,
-            c.budget,
-            b_in_place,
-        )
+        choose_split(&s.dims, &self.costing(s), b_in_place)
     }
 
     /// `matmul(a, b)` with transposes and broadcast batch axes.

@@ -46,49 +46,6 @@ fn candidates(d: u64, linear_up_to: u64) -> Vec<u64> {
 /// into many tiny blocks are not free.
 const VERTEX_OVERHEAD_CYCLES: u64 = 100;
 
-/// Estimated `(cycles, bytes per tile)` of a split.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn split_cost(
-    d: &Dims,
-    s: &Split,
-    in_b: u64,
-    part_b: u64,
-    out_b: u64,
-    macs_per_cycle: u64,
-    target: &Target,
-    b_in_place: bool,
-) -> (f64, u64) {
-    let (cm, cn, ck) = s.counts(d);
-    let items = d.batches * cm * cn * ck;
-    let tiles = u64::from(target.tiles_per_chip.max(1));
-    let per_tile = items.div_ceil(tiles);
-    let operands = (s.bm * s.bk + s.bk * s.bn) * in_b;
-    // Bytes a tile receives for its operands: B is already there when laid out for this plan,
-    // but only on the first row of items (with a row split, the others fetch it).
-    let fetched = if b_in_place && cm == 1 {
-        s.bm * s.bk * in_b
-    } else {
-        operands
-    };
-    let c = s.bm * s.bn * part_b;
-    let cast = if part_b != out_b {
-        s.bm * s.bn * out_b
-    } else {
-        0
-    };
-    let reduce_in = if ck > 1 { (ck - 1) * c } else { 0 };
-    let mem = per_tile * (operands + c + cast) + reduce_in;
-    let macs = per_tile * s.bm * s.bn * s.bk;
-    let exch_rate = target.exchange_bytes_per_cycle_per_tile.max(1e-9);
-    let mut cycles = macs as f64 / macs_per_cycle.max(1) as f64
-        + (per_tile * VERTEX_OVERHEAD_CYCLES) as f64
-        + (per_tile * fetched + reduce_in + s.bm * s.bn * out_b) as f64 / exch_rate;
-    if ck > 1 {
-        cycles += f64::from(target.sync_cycles) + (reduce_in / part_b.max(1)) as f64;
-    }
-    (cycles, mem)
-}
-
 /// Block sizes of the contraction worth trying: `k` halved up to 64 ways.
 fn k_candidates(k: u64) -> Vec<u64> {
     let mut v = Vec::new();
@@ -104,51 +61,60 @@ fn k_candidates(k: u64) -> Vec<u64> {
 /// Element sizes, MAC rate and machine that every split of one product is costed with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Costing<'t> {
+    /// Bytes per operand element.
     pub in_b: u64,
+    /// Bytes per partial sum.
     pub part_b: u64,
+    /// Bytes per result element.
     pub out_b: u64,
+    /// MACs per cycle per tile for these types.
     pub macs_per_cycle: u64,
+    /// The machine (tiles, exchange rate, sync).
     pub target: &'t Target,
     /// Bytes per tile the blocks may use.
     pub budget: u64,
 }
 
 impl Costing<'_> {
-    fn cost(&self, d: &Dims, s: &Split, b_in_place: bool) -> (f64, u64) {
-        split_cost(
-            d,
-            s,
-            self.in_b,
-            self.part_b,
-            self.out_b,
-            self.macs_per_cycle,
-            self.target,
-            b_in_place,
-        )
+    /// Estimated `(cycles, bytes per tile)` of split `s` of `d`; `b_in_place`: B's blocks
+    /// are laid out where the first row of items reads them.
+    pub(crate) fn cost(&self, d: &Dims, s: &Split, b_in_place: bool) -> (f64, u64) {
+        let (in_b, part_b, out_b) = (self.in_b, self.part_b, self.out_b);
+        let (cm, cn, ck) = s.counts(d);
+        let items = d.batches * cm * cn * ck;
+        let tiles = u64::from(self.target.tiles_per_chip.max(1));
+        let per_tile = items.div_ceil(tiles);
+        let operands = (s.bm * s.bk + s.bk * s.bn) * in_b;
+        // Bytes a tile receives for its operands: B is already there when laid out for this
+        // plan, but only on the first row of items (with a row split, the others fetch it).
+        let fetched = if b_in_place && cm == 1 {
+            s.bm * s.bk * in_b
+        } else {
+            operands
+        };
+        let c = s.bm * s.bn * part_b;
+        let cast = if part_b != out_b {
+            s.bm * s.bn * out_b
+        } else {
+            0
+        };
+        let reduce_in = if ck > 1 { (ck - 1) * c } else { 0 };
+        let mem = per_tile * (operands + c + cast) + reduce_in;
+        let macs = per_tile * s.bm * s.bn * s.bk;
+        let exch_rate = self.target.exchange_bytes_per_cycle_per_tile.max(1e-9);
+        let mut cycles = macs as f64 / self.macs_per_cycle.max(1) as f64
+            + (per_tile * VERTEX_OVERHEAD_CYCLES) as f64
+            + (per_tile * fetched + reduce_in + s.bm * s.bn * out_b) as f64 / exch_rate;
+        if ck > 1 {
+            cycles += f64::from(self.target.sync_cycles) + (reduce_in / part_b.max(1)) as f64;
+        }
+        (cycles, mem)
     }
 }
 
-/// The split of `d` with the fewest estimated cycles within `budget` bytes per tile (or the
-/// smallest footprint if none fits).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn choose_split(
-    d: &Dims,
-    in_b: u64,
-    part_b: u64,
-    out_b: u64,
-    macs_per_cycle: u64,
-    target: &Target,
-    budget: u64,
-    b_in_place: bool,
-) -> Split {
-    let c = Costing {
-        in_b,
-        part_b,
-        out_b,
-        macs_per_cycle,
-        target,
-        budget,
-    };
+/// The split of `d` with the fewest estimated cycles within the budget (or the smallest
+/// footprint if none fits).
+pub(crate) fn choose_split(d: &Dims, c: &Costing, b_in_place: bool) -> Split {
     let mut best: Option<(f64, u64, Split)> = None;
     let mut smallest: Option<(u64, Split)> = None;
     for &bm in &candidates(d.m.max(1), 64) {
@@ -161,8 +127,8 @@ pub(crate) fn choose_split(
                 if smallest.is_none_or(|(m, _)| mem < m) {
                     smallest = Some((mem, s));
                 }
-                if mem <= budget
-                    && best.is_none_or(|(c, i, _)| cycles < c || (cycles == c && items < i))
+                if mem <= c.budget
+                    && best.is_none_or(|(bc, bi, _)| cycles < bc || (cycles == bc && items < bi))
                 {
                     best = Some((cycles, items, s));
                 }
@@ -197,7 +163,8 @@ pub(crate) fn choose_shared(ds: &[Dims], c: &Costing) -> Option<Vec<Split>> {
                     let items = d.batches * cm * cn * ck;
                     let (cycles, mem) = c.cost(d, &s, true);
                     if mem <= c.budget
-                        && pick.is_none_or(|(c, i, _)| cycles < c || (cycles == c && items < i))
+                        && pick
+                            .is_none_or(|(bc, bi, _)| cycles < bc || (cycles == bc && items < bi))
                     {
                         pick = Some((cycles, items, s));
                     }
@@ -241,41 +208,26 @@ mod tests {
             n: 3072,
         };
         let budget = (t.bytes_per_tile as f64 * 0.6) as u64;
-        let s = choose_split(
-            &d,
-            4,
-            4,
-            4,
-            u64::from(t.macs_per_cycle_f32),
-            &t,
+        let c = Costing {
+            in_b: 4,
+            part_b: 4,
+            out_b: 4,
+            macs_per_cycle: u64::from(t.macs_per_cycle_f32),
+            target: &t,
             budget,
-            false,
-        );
-        let (_, mem) = split_cost(&d, &s, 4, 4, 4, u64::from(t.macs_per_cycle_f32), &t, false);
+        };
+        let s = choose_split(&d, &c, false);
+        let (_, mem) = c.cost(&d, &s, false);
         assert!(mem <= budget, "{s:?} needs {mem} bytes");
         let (cm, cn, ck) = s.counts(&d);
         assert!(cm * cn * ck <= u64::from(t.tiles_per_chip), "{s:?}");
         // A tighter budget forces smaller blocks.
-        let tight = choose_split(
-            &d,
-            4,
-            4,
-            4,
-            u64::from(t.macs_per_cycle_f32),
-            &t,
-            64 * 1024,
-            false,
-        );
-        let (_, tmem) = split_cost(
-            &d,
-            &tight,
-            4,
-            4,
-            4,
-            u64::from(t.macs_per_cycle_f32),
-            &t,
-            false,
-        );
+        let tight_c = Costing {
+            budget: 64 * 1024,
+            ..c
+        };
+        let tight = choose_split(&d, &tight_c, false);
+        let (_, tmem) = c.cost(&d, &tight, false);
         assert!(tmem <= 64 * 1024, "{tight:?} needs {tmem}");
         assert!(tmem < mem || tight == s, "{tight:?} vs {s:?}");
         // Every block of the chosen split is within the dimensions and covers them.
