@@ -19,7 +19,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
-use tessera::compile::{matmul_proportion, CompileOptions};
+use tessera::compile::{matmul_proportion, CompileOptions, TileOptions};
 use tessera::data::{DataSource, SyntheticShape};
 use tessera::train::tiles::TileSetup;
 use tessera::train::{StepLog, TrainConfig, Trainer};
@@ -110,13 +110,13 @@ pub enum TrainEngine {
 /// The placement and lowering of the training step on tiles, from the compile options.
 fn tile_setup(
     copts: &CompileOptions,
-    proportion_flag: Option<f64>,
+    topts: &TileOptions,
     host_optimizer: bool,
 ) -> Result<TileSetup> {
     let cost = CostOptions::from_ipu_config(&copts.ipu_config, copts.micro_batch)
         .context("IPU configuration for the cost model")?;
     let grad_accum = cost.pipeline.grad_accum;
-    let (matmul_proportion, note) = matmul_proportion(&copts.ipu_config, proportion_flag)?;
+    let (matmul_proportion, note) = matmul_proportion(&copts.ipu_config, topts.matmul_proportion)?;
     if let Some(n) = note {
         eprintln!("note: {n}");
     }
@@ -133,6 +133,7 @@ fn tile_setup(
             ..PipelineConfig::new(copts.placement.clone(), cost)
         },
         matmul_proportion,
+        fuse_matmuls: !topts.no_fuse_matmuls,
         host_optimizer,
     })
 }
@@ -253,7 +254,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                  the tiles: drop --optimizer host, or pass --device-iterations 1"
             );
         }
-        let setup = tile_setup(&copts, topts.matmul_proportion, host_optimizer)?;
+        let setup = tile_setup(&copts, &topts, host_optimizer)?;
         let steps = trainer.use_tiles(&setup)?;
         let predicted = trainer
             .tile_step()

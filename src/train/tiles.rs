@@ -70,6 +70,9 @@ pub struct TileSetup {
     pub pipeline: PipelineConfig,
     /// Fraction of tile memory a matmul may use.
     pub matmul_proportion: f64,
+    /// Fuse sibling matmuls and lay shared weights out once (`LowerOptions::fuse_matmuls`;
+    /// off with `--no-fuse-matmuls`).
+    pub fuse_matmuls: bool,
     /// The optimizer runs on the host (the reference evaluator's AdamW on the summed
     /// gradients the tiles stream out; the plan holds the pipeline only) instead of on the
     /// tiles after the flush.
@@ -143,7 +146,7 @@ impl TileStep {
                 chips: p.stages,
                 allow_oom: false,
                 matmul_proportion: setup.matmul_proportion,
-                ..LowerOptions::default()
+                fuse_matmuls: setup.fuse_matmuls,
             },
         )
         .context("lowering the training step to tiles")?;
