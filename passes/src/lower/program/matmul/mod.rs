@@ -231,14 +231,15 @@ impl Ctx<'_> {
         if group.is_some() && self.is_lowered(id) {
             return Ok(());
         }
-        let (lead, members) = match group {
-            Some(g) => (g.first().map_or(id, |m| m.id), g),
-            None => {
-                let n = self.mm_shape(id)?.dims.n;
-                (id, vec![Member { id, col: 0, n }])
-            }
-        };
+        let lead = group.as_ref().and_then(|g| g.first()).map_or(id, |m| m.id);
         let mut sh = self.mm_shape(lead)?;
+        let members = group.unwrap_or_else(|| {
+            vec![Member {
+                id,
+                col: 0,
+                n: sh.dims.n,
+            }]
+        });
         let b = if members.len() > 1 {
             let total: u64 = members.iter().map(|m| m.n).sum();
             sh.dims.n = total;

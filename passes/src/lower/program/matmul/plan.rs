@@ -97,6 +97,11 @@ fn clusters(groups: Vec<Vec<Product>>) -> Vec<Vec<Vec<Product>>> {
     out
 }
 
+/// Columns of a fused group so far: the next member's first column.
+fn next_col(cols: &[Member]) -> u64 {
+    cols.last().map_or(0, |m| m.col + m.n)
+}
+
 impl Ctx<'_> {
     /// Plans every eligible matmul (fusing siblings, sharing weight grids) and lays out its
     /// weights; returns the weights' layouts and blocks by parameter node. Must run before
@@ -189,28 +194,30 @@ impl Ctx<'_> {
     /// no grid fits every group, the first group's split lays out the weights and the
     /// others fetch their blocks.
     fn plan_cluster(&mut self, groups: &[Vec<Product>]) -> Result<Vec<PlannedWeight>, LowerError> {
-        let Some(((lead, lead_sh), first)) = groups.first().and_then(|g| g.first().map(|p| (p, g)))
-        else {
+        // Each group as one product over its weights concatenated (the same ones, in the
+        // same order, for every group of the cluster).
+        let planned: Vec<(Vec<Member>, MmShape)> = groups
+            .iter()
+            .filter_map(|g| {
+                let mut sh = g.first()?.1.clone();
+                let mut cols = Vec::with_capacity(g.len());
+                for (id, s) in g {
+                    cols.push(Member {
+                        id: *id,
+                        col: next_col(&cols),
+                        n: s.dims.n,
+                    });
+                }
+                sh.dims.n = next_col(&cols);
+                Some((cols, sh))
+            })
+            .collect();
+        let Some((cols, sh)) = planned.first().cloned() else {
             return Ok(Vec::new());
         };
-        // Each group as one product over the concatenated weights.
-        let fused = |g: &[Product]| -> (Vec<Member>, MmShape) {
-            let mut cols = Vec::with_capacity(g.len());
-            let mut total = 0;
-            for (id, s) in g {
-                cols.push(Member {
-                    id: *id,
-                    col: total,
-                    n: s.dims.n,
-                });
-                total += s.dims.n;
-            }
-            let mut sh = g.first().map_or_else(|| lead_sh.clone(), |p| p.1.clone());
-            sh.dims.n = total;
-            (cols, sh)
+        let Some(lead) = cols.first().map(|m| m.id) else {
+            return Ok(Vec::new());
         };
-        let planned: Vec<(Vec<Member>, MmShape)> = groups.iter().map(|g| fused(g)).collect();
-        let (cols, sh) = fused(first);
         let splits: Vec<Split> = if groups.len() > 1 {
             let dims: Vec<_> = planned.iter().map(|(_, s)| s.dims).collect();
             choose_shared(&dims, &self.costing(&sh))
@@ -218,7 +225,7 @@ impl Ctx<'_> {
             None
         }
         .unwrap_or_else(|| vec![self.choose(&sh, true)]);
-        let chip = self.chip(*lead)?;
+        let chip = self.chip(lead)?;
         let items = planned
             .iter()
             .zip(&splits)
@@ -246,8 +253,12 @@ impl Ctx<'_> {
                 }
             }
         }
-        let weights: Vec<(NodeId, String)> =
-            first.iter().map(|(_, s)| (s.b, self.label(s.b))).collect();
+        let weights: Vec<(NodeId, String)> = groups
+            .iter()
+            .take(1)
+            .flatten()
+            .map(|(_, s)| (s.b, self.label(s.b)))
+            .collect();
         let split = splits.first().copied().unwrap_or(Split {
             bm: 1,
             bn: 1,

@@ -112,6 +112,12 @@ impl Costing<'_> {
     }
 }
 
+/// Whether a split of `cycles` and `items` work items is better than `best`: fewer cycles,
+/// then fewer items.
+fn beats(best: Option<(f64, u64, Split)>, cycles: f64, items: u64) -> bool {
+    best.is_none_or(|(bc, bi, _)| cycles < bc || (cycles == bc && items < bi))
+}
+
 /// The split of `d` with the fewest estimated cycles within the budget (or the smallest
 /// footprint if none fits).
 pub(crate) fn choose_split(d: &Dims, c: &Costing, b_in_place: bool) -> Split {
@@ -127,9 +133,7 @@ pub(crate) fn choose_split(d: &Dims, c: &Costing, b_in_place: bool) -> Split {
                 if smallest.is_none_or(|(m, _)| mem < m) {
                     smallest = Some((mem, s));
                 }
-                if mem <= c.budget
-                    && best.is_none_or(|(bc, bi, _)| cycles < bc || (cycles == bc && items < bi))
-                {
+                if mem <= c.budget && beats(best, cycles, items) {
                     best = Some((cycles, items, s));
                 }
             }
@@ -162,10 +166,7 @@ pub(crate) fn choose_shared(ds: &[Dims], c: &Costing) -> Option<Vec<Split>> {
                     let (cm, cn, ck) = s.counts(d);
                     let items = d.batches * cm * cn * ck;
                     let (cycles, mem) = c.cost(d, &s, true);
-                    if mem <= c.budget
-                        && pick
-                            .is_none_or(|(bc, bi, _)| cycles < bc || (cycles == bc && items < bi))
-                    {
+                    if mem <= c.budget && beats(pick, cycles, items) {
                         pick = Some((cycles, items, s));
                     }
                 }
